@@ -1,0 +1,39 @@
+# The two commands of the README: `make up STACK=<env>` (the main job) and `make test`.
+STACK ?= dev
+VENV := $(CURDIR)/.venv
+export PATH := $(VENV)/bin:$(PATH)
+# A local file backend inside the project, unless you chose another one (PULUMI_BACKEND_URL).
+export PULUMI_BACKEND_URL ?= file://$(CURDIR)/.pulumi-state
+# Local stacks encrypt their secrets with this passphrase; set your own for anything shared.
+export PULUMI_CONFIG_PASSPHRASE ?=
+export PULUMI_SKIP_UPDATE_CHECK := 1
+export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION := true
+
+.PHONY: bootstrap up preview destroy check render test lint
+bootstrap:
+	@toolchain/bootstrap.sh
+
+$(CURDIR)/.pulumi-state:
+	@mkdir -p $@
+
+stack: bootstrap $(CURDIR)/.pulumi-state
+	@pulumi stack select --create $(STACK) --non-interactive >/dev/null
+
+## make up STACK=dev: perform the rollout step the stack file describes (renders to rendered/<stack>/ without a cluster)
+up: stack
+	pulumi up --yes --skip-preview=false --stack $(STACK) --non-interactive
+
+## make preview STACK=dev: show the plan, change nothing
+preview: stack
+	pulumi preview --diff --stack $(STACK) --non-interactive
+
+destroy: stack
+	pulumi destroy --yes --stack $(STACK) --non-interactive
+
+## make test: every test tier, the real-engine end-to-end tier included
+test: bootstrap
+	$(VENV)/bin/python -m pytest
+
+lint: bootstrap
+	$(VENV)/bin/ruff check meshkit tests toolchain __main__.py
+	$(VENV)/bin/mypy

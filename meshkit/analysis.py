@@ -1,0 +1,264 @@
+"""Checks of a whole stack config, before anything is rendered or deployed.
+
+Two sources of findings share one format (:class:`meshkit.errors.Finding`):
+
+* pydantic validation of the models, one value at a time (ranges, patterns, unknown keys), turned into
+  findings by :func:`findings_from_validation_error`;
+* cross-object checks over the validated models (:func:`check_stack`): references between services,
+  versions, routes and namespaces, the mistakes ``istioctl analyze`` and Kiali report after the fact.
+
+Codes are meshkit's own and stable; the README lists each with an example. The upstream codes they echo
+are noted beside each check so a reader can look up the Istio/Kiali meaning.
+"""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from .errors import ConfigError, Finding, Severity
+from .models import RequestMatch, ServiceSpec, StackConfig
+
+# --- pydantic errors → findings ---------------------------------------------------------------------
+
+# Error codes for pydantic's own error types, chosen by the key that failed.
+_RANGE_CODES = {"weights": "MK302", "percentage": "MK305", "httpStatus": "MK306"}
+
+
+def format_path(loc: tuple[str | int, ...]) -> str:
+    """``('services', 'nginx', 'ports', 0, 'name')`` → ``services.nginx.ports[0].name``."""
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif part == "[key]":
+            continue
+        else:
+            text += f".{part}" if text else str(part)
+    return text
+
+
+def _unwrap(annotation: Any) -> list[Any]:
+    """The model classes an annotation may hold, looking through Optional, list and dict values."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _unwrap(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        return [m for arg in typing.get_args(annotation) for m in _unwrap(arg)]
+    if origin in (list, dict):
+        return _unwrap(typing.get_args(annotation)[-1])
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return []
+
+
+def _keys_at(loc: tuple[str | int, ...]) -> list[str]:
+    """The keys a config accepts at ``loc`` (which names a mapping), to suggest the intended one."""
+    models: list[Any] = [StackConfig]
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        nested: list[Any] = []
+        for model in models:
+            for name, field in model.model_fields.items():
+                if part in (name, field.alias):
+                    nested += _unwrap(field.annotation)
+        # A part that is no field name is a key of a dict of models (a service or version name):
+        # _unwrap already stepped into the dict's values, so stay on that level.
+        if nested:
+            models = nested
+    return sorted({field.alias or name for model in models for name, field in model.model_fields.items()})
+
+
+def findings_from_validation_error(error: ValidationError, prefix: tuple[str, ...] = ()) -> list[Finding]:
+    findings = []
+    for item in error.errors():
+        loc = prefix + tuple(item["loc"])
+        kind = item["type"]
+        ctx = item.get("ctx") or {}
+        path = format_path(loc)
+        if kind.startswith("MK"):
+            findings.append(Finding(path, kind, str(ctx.get("message", item["msg"])), str(ctx.get("fix", ""))))
+        elif kind == "extra_forbidden":
+            key = str(loc[-1])
+            known = _keys_at(loc[:-1])
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            findings.append(
+                Finding(path, "MK001", f"unknown key {key!r}", f"{hint}valid keys here: {', '.join(known)}")
+            )
+        elif kind == "missing":
+            findings.append(Finding(path, "MK002", "required key is missing", f"add '{loc[-1]}'"))
+        else:
+            last = next((str(p) for p in reversed(loc) if isinstance(p, str) and p in _RANGE_CODES), "")
+            code = _RANGE_CODES.get(last, "MK003")
+            value = item.get("input")
+            shown = f", got {value!r}" if not isinstance(value, (dict, list)) else ""
+            findings.append(Finding(path, code, f"{item['msg'][0].lower()}{item['msg'][1:]}{shown}", ""))
+    return findings
+
+
+# --- cross-object checks ----------------------------------------------------------------------------
+
+
+def _vs(name: str, svc: ServiceSpec) -> str:
+    return f"VirtualService {name}.{svc.namespace}"
+
+
+def _undeclared_versions(
+    name: str, svc: ServiceSpec, path: str, versions: Mapping[str, int] | list[str]
+) -> Iterator[Finding]:
+    declared = ", ".join(svc.versions)
+    for version in versions:
+        if version not in svc.versions:
+            yield Finding(
+                f"{path}.{version}" if isinstance(versions, Mapping) else path,
+                "MK101",
+                f"routes to version {version!r}, which service {name!r} does not declare",
+                f"declare it under services.{name}.versions, or use one of: {declared}",
+                obj=_vs(name, svc),
+            )
+
+
+def _check_service(stack: StackConfig, name: str, svc: ServiceSpec) -> Iterator[Finding]:
+    base = f"services.{name}"
+    if svc.namespace not in stack.namespaces:
+        yield Finding(
+            f"{base}.namespace",
+            "MK102",
+            f"namespace {svc.namespace!r} is not declared, so nothing guarantees sidecar injection there",
+            f"add it under namespaces (declared: {', '.join(stack.namespaces) or 'none'})",
+        )
+    traffic = svc.traffic
+    if len(svc.versions) > 1 and not traffic.weights:
+        yield Finding(
+            f"{base}.traffic.weights",
+            "MK106",
+            f"service has {len(svc.versions)} versions and no default weights",
+            f"give the percent per version, e.g. weights: {{{', '.join(f'{v}: 0' for v in svc.versions)}}}",
+            obj=_vs(name, svc),
+        )
+    yield from _undeclared_versions(name, svc, f"{base}.traffic.weights", traffic.weights)
+    for i, route in enumerate(traffic.routes):
+        route_path = f"{base}.traffic.routes[{i}]"
+        if route.to is not None:
+            yield from _undeclared_versions(name, svc, f"{route_path}.to", [route.to])
+        yield from _undeclared_versions(name, svc, f"{route_path}.weights", route.weights)
+    if traffic.mirror:
+        yield from _undeclared_versions(name, svc, f"{base}.traffic.mirror.version", [traffic.mirror.version])
+
+    for version in sorted(svc.routed_versions() & set(svc.versions)):
+        if svc.versions[version].replicas == 0:
+            yield Finding(
+                f"{base}.versions.{version}.replicas",
+                "MK103",
+                f"version {version!r} receives traffic but has 0 replicas: its requests would get 503",
+                "scale it up, or route no traffic to it",
+                obj=f"Deployment {name}-{version}.{svc.namespace}",
+            )
+
+    yield from _check_ports(name, svc)
+    yield from _check_rule_order(name, svc)
+
+    if stack.production:
+        for i, fault in enumerate(svc.faults):
+            if fault.match is None and not fault.allow_unscoped:
+                yield Finding(
+                    f"{base}.faults[{i}].match",
+                    "MK504",
+                    "fault without a match in a production stack would hit every user",
+                    "scope it with a match (e.g. a test user's header), or set allowUnscoped: true",
+                    obj=_vs(name, svc),
+                )
+
+
+def _check_ports(name: str, svc: ServiceSpec) -> Iterator[Finding]:
+    base = f"services.{name}"
+    seen_numbers: dict[int, int] = {}
+    seen_names: dict[str, int] = {}
+    for i, port in enumerate(svc.ports):
+        if port.port in seen_numbers:
+            yield Finding(
+                f"{base}.ports[{i}].port",
+                "MK202",
+                f"port {port.port} is already exposed by ports[{seen_numbers[port.port]}]",
+                "expose each port number once per service",
+                obj=f"Service {name}.{svc.namespace}",
+            )
+        if port.name in seen_names:
+            yield Finding(
+                f"{base}.ports[{i}].name",
+                "MK202",
+                f"port name {port.name!r} is already used by ports[{seen_names[port.name]}]",
+                "give each port its own name",
+                obj=f"Service {name}.{svc.namespace}",
+            )
+        seen_numbers.setdefault(port.port, i)
+        seen_names.setdefault(port.name, i)
+    numbers = [p.port for p in svc.ports]
+    if svc.traffic.port is None and len(svc.ports) > 1:
+        yield Finding(
+            f"{base}.traffic.port",
+            "MK108",
+            f"service exposes {len(svc.ports)} ports and the routes do not pick one",
+            f"set traffic.port to one of {', '.join(map(str, numbers))}",
+            obj=_vs(name, svc),
+        )
+    elif svc.traffic.port is not None and svc.traffic.port not in numbers:
+        yield Finding(
+            f"{base}.traffic.port",
+            "MK108",
+            f"port {svc.traffic.port} is not a port of the service",
+            f"use one of {', '.join(map(str, numbers))}",
+            obj=_vs(name, svc),
+        )
+
+
+def _match_key(match: RequestMatch | None) -> str:
+    return "*" if match is None else match.model_dump_json(exclude_defaults=True)
+
+
+def _check_rule_order(name: str, svc: ServiceSpec) -> Iterator[Finding]:
+    """A rule after another with the same match never sees a request (IST0130, KIA1105)."""
+    base = f"services.{name}"
+    for kind, rules in (("routes", svc.traffic.routes), ("faults", svc.faults)):
+        first_with: dict[str, int] = {}
+        prefix = f"{base}.traffic.routes" if kind == "routes" else f"{base}.faults"
+        for i, rule in enumerate(rules):
+            key = _match_key(rule.match)
+            if key in first_with:
+                yield Finding(
+                    f"{prefix}[{i}].match",
+                    "MK105",
+                    f"same match as {kind}[{first_with[key]}], so this rule is never reached",
+                    f"merge it into {kind}[{first_with[key]}] or change its match",
+                    obj=_vs(name, svc),
+                )
+            first_with.setdefault(key, i)
+
+
+def check_stack(stack: StackConfig) -> list[Finding]:
+    """Every cross-object finding of a validated stack config, errors and warnings, sorted by path."""
+    findings = [f for name, svc in stack.services.items() for f in _check_service(stack, name, svc)]
+    return sorted(findings)
+
+
+def errors_only(findings: list[Finding]) -> list[Finding]:
+    return [f for f in findings if f.severity is Severity.ERROR]
+
+
+def validate_stack(raw: Mapping[str, Any], source: str = "stack config") -> StackConfig:
+    """Parse and check a stack config; raise :class:`ConfigError` listing every error found."""
+    try:
+        stack = StackConfig.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(findings_from_validation_error(err), source) from None
+    errors = errors_only(check_stack(stack))
+    if errors:
+        raise ConfigError(errors, source)
+    return stack

@@ -1,0 +1,434 @@
+"""What a user declares in a stack config: namespaces, services, versions, traffic, routes and faults.
+
+Pure pydantic, no Pulumi. Every model is frozen and forbids unknown keys, so a typo in a stack file is an
+error rather than a silently ignored setting. Keys are accepted in the camelCase that Istio and Kubernetes
+users write (``targetPort``, ``perTryTimeout``) as well as in snake_case.
+
+Checks that need one value only (a range, a pattern) live here; checks that relate several objects (a
+route naming a version that is not declared) live in :mod:`meshkit.analysis`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+import re2
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
+
+def invalid(code: str, message: str, fix: str) -> PydanticCustomError:
+    """A validation error that carries meshkit's finding code and a fix (see :mod:`meshkit.analysis`)."""
+    return PydanticCustomError(code, "{message}", {"message": message, "fix": fix})
+
+
+# --- value types -------------------------------------------------------------------------------------
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+# Istio validates durations with CEL's duration(), which takes Go's syntax ("7s", "250ms", "1m30s").
+_DURATION = re.compile(r"^(\d+(\.\d+)?(h|m|s|ms|us|ns))+$")
+_DURATION_UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
+_QUANTITY = re.compile(r"^\d+(\.\d+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")
+_HEADER_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+
+# Service port name prefixes Istio reads the protocol from (<protocol>[-<suffix>]).
+PORT_PROTOCOLS = ("grpc", "grpc-web", "http", "http2", "https", "mongo", "mysql", "redis", "tcp", "tls", "udp")
+
+# Envoy retry policies accepted in retryOn, besides plain HTTP status codes.
+RETRY_ON_POLICIES = frozenset(
+    {
+        "5xx", "gateway-error", "reset", "reset-before-request", "connect-failure", "envoy-ratelimited",
+        "retriable-4xx", "refused-stream", "retriable-status-codes", "retriable-headers", "http3-post-connect-failure",
+        "cancelled", "deadline-exceeded", "internal", "resource-exhausted", "unavailable",
+    }
+)
+
+
+def _dns_label(value: str) -> str:
+    if len(value) > 63 or not _DNS_LABEL.match(value):
+        raise invalid(
+            "MK203",
+            f"{value!r} is not a valid DNS-1123 label",
+            "use at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit",
+        )
+    return value
+
+
+def duration_seconds(value: str) -> float:
+    """Seconds in an Istio duration such as ``7s``, ``250ms`` or ``1m30s``."""
+    return sum(
+        float(number) * _DURATION_UNIT_SECONDS[unit]
+        for number, _, unit in re.findall(r"(\d+(\.\d+)?)(h|ms|m|s|us|ns)", value)
+    )
+
+
+def _duration(value: str) -> str:
+    if not _DURATION.match(value):
+        raise invalid("MK303", f"{value!r} is not an Istio duration", "write it like '7s', '250ms' or '1m30s'")
+    if duration_seconds(value) < 1e-3:
+        raise invalid("MK303", f"{value!r} is shorter than Istio's minimum of 1ms", "use at least '1ms'")
+    return value
+
+
+def _re2_pattern(value: str) -> str:
+    # Envoy matches with RE2, which refuses some things Python's re accepts (look-around, back-references).
+    try:
+        re2.compile(value)
+    except re2.error as err:
+        raise invalid(
+            "MK304",
+            f"{value!r} is not a valid RE2 regex ({err})",
+            "Envoy matches with RE2, which has no look-around or back-references; rewrite the pattern",
+        ) from None
+    return value
+
+
+def _quantity(value: str) -> str:
+    if not _QUANTITY.match(value):
+        raise invalid("MK307", f"{value!r} is not a Kubernetes quantity", "write it like '100m', '0.5' or '128Mi'")
+    return value
+
+
+def _header_name(value: str) -> str:
+    if not _HEADER_NAME.match(value):
+        raise invalid(
+            "MK205",
+            f"header name {value!r} is not lowercase letters, digits and '-'",
+            "write header names in lowercase: Istio matches on lowercased names",
+        )
+    return value
+
+
+DnsLabel = Annotated[str, AfterValidator(_dns_label)]
+Duration = Annotated[str, AfterValidator(_duration)]
+Re2Pattern = Annotated[str, AfterValidator(_re2_pattern)]
+Quantity = Annotated[str, AfterValidator(_quantity)]
+HeaderName = Annotated[str, AfterValidator(_header_name)]
+Percent = Annotated[float, Field(ge=0, le=100)]
+Weight = Annotated[int, Field(ge=0, le=100)]
+PortNumber = Annotated[int, Field(ge=1, le=65535)]
+
+
+class MeshModel(BaseModel):
+    """Base of every config model: frozen, unknown keys refused, camelCase or snake_case keys."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        alias_generator=to_camel,
+        populate_by_name=True,
+        strict=False,
+    )
+
+
+def check_weights(weights: dict[str, int]) -> dict[str, int]:
+    """Weights of one route: they must add up to 100, as Istio requires of a weighted route."""
+    total = sum(weights.values())
+    if weights and total != 100:
+        shown = ", ".join(f"{version}={weight}" for version, weight in weights.items())
+        raise invalid("MK301", f"must sum to 100, got {total} ({shown})", "make the weights add up to 100")
+    return weights
+
+
+Weights = Annotated[dict[DnsLabel, Weight], AfterValidator(check_weights)]
+"""Version → percent of one route."""
+
+
+# --- namespaces --------------------------------------------------------------------------------------
+
+
+class NamespaceSpec(MeshModel):
+    """A namespace whose pods join the mesh."""
+
+    dataplane: Literal["sidecar", "ambient"] = "sidecar"
+    """``sidecar``: Envoy injected into each pod; ``ambient``: ztunnel/waypoint, no sidecar."""
+    revision: DnsLabel | None = None
+    """Istio control-plane revision for sidecar injection (``istio.io/rev=<revision>``)."""
+    labels: dict[str, str] = Field(default_factory=dict)
+    """Extra labels; the data-plane labels are meshkit's to set."""
+
+    @model_validator(mode="after")
+    def _one_injection_label(self) -> NamespaceSpec:
+        owned = {"istio-injection", "istio.io/rev", "istio.io/dataplane-mode"} & set(self.labels)
+        if owned:
+            raise invalid(
+                "MK401",
+                f"labels must not set {', '.join(sorted(owned))}",
+                "choose the data plane with 'dataplane' and 'revision', so that exactly one injection label is set",
+            )
+        if self.revision and self.dataplane == "ambient":
+            raise invalid(
+                "MK401",
+                "'revision' applies to sidecar injection only, and ambient was chosen",
+                "remove 'revision' or use dataplane: sidecar",
+            )
+        return self
+
+
+# --- workloads ---------------------------------------------------------------------------------------
+
+
+class ServicePort(MeshModel):
+    """A Service port. Istio reads the protocol from ``name`` (``<protocol>[-<suffix>]``) or ``appProtocol``."""
+
+    name: str
+    port: PortNumber
+    target_port: PortNumber | None = None
+    """Container port; defaults to ``port``."""
+    protocol: Literal["TCP", "UDP", "SCTP"] = "TCP"
+    app_protocol: str | None = None
+
+    @model_validator(mode="after")
+    def _istio_protocol_name(self) -> ServicePort:
+        _dns_label(self.name)
+        if self.app_protocol is None and not any(
+            self.name == p or self.name.startswith(p + "-") for p in PORT_PROTOCOLS
+        ):
+            raise invalid(
+                "MK201",
+                f"port name {self.name!r} does not tell Istio the protocol, so L7 routing is lost",
+                f"name it <protocol>[-<suffix>] with protocol one of {', '.join(PORT_PROTOCOLS)} "
+                "(e.g. 'http' or 'http-web'), or set appProtocol",
+            )
+        return self
+
+    @property
+    def container_port(self) -> int:
+        return self.target_port or self.port
+
+
+class HttpGetAction(MeshModel):
+    path: str = "/"
+    port: PortNumber
+
+
+class TcpSocketAction(MeshModel):
+    port: PortNumber
+
+
+class ExecAction(MeshModel):
+    command: list[str] = Field(min_length=1)
+
+
+class Probe(MeshModel):
+    """A readiness or liveness probe: exactly one of ``httpGet``, ``tcpSocket``, ``exec``."""
+
+    http_get: HttpGetAction | None = None
+    tcp_socket: TcpSocketAction | None = None
+    exec_action: ExecAction | None = Field(default=None, alias="exec")
+    initial_delay_seconds: int = Field(default=0, ge=0)
+    period_seconds: int = Field(default=10, ge=1)
+    timeout_seconds: int = Field(default=1, ge=1)
+    failure_threshold: int = Field(default=3, ge=1)
+
+    @model_validator(mode="after")
+    def _one_action(self) -> Probe:
+        actions = [a for a in (self.http_get, self.tcp_socket, self.exec_action) if a is not None]
+        if len(actions) != 1:
+            raise invalid("MK003", "a probe needs exactly one action", "give one of httpGet, tcpSocket, exec")
+        return self
+
+
+class ResourceList(MeshModel):
+    cpu: Quantity | None = None
+    memory: Quantity | None = None
+
+
+class Resources(MeshModel):
+    requests: ResourceList | None = None
+    limits: ResourceList | None = None
+
+
+class VersionSpec(MeshModel):
+    """One version of a service: its own Deployment, labelled ``app=<service>``, ``version=<name>``."""
+
+    image: str = Field(min_length=1, pattern=r"^\S+$")
+    replicas: int = Field(default=1, ge=0, le=1000)
+    command: list[str] = Field(default_factory=list)
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    resources: Resources | None = None
+    readiness_probe: Probe | None = None
+    liveness_probe: Probe | None = None
+
+
+# --- routing -----------------------------------------------------------------------------------------
+
+
+class StringMatch(MeshModel):
+    """Exactly one of ``exact``, ``prefix``, ``regex`` (RE2)."""
+
+    exact: str | None = None
+    prefix: str | None = None
+    regex: Re2Pattern | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> StringMatch:
+        if sum(v is not None for v in (self.exact, self.prefix, self.regex)) != 1:
+            raise invalid("MK003", "a string match needs exactly one kind", "give one of exact, prefix, regex")
+        return self
+
+
+def cookie_regex(name: str, value: str) -> str:
+    """The header regex Istio's Bookinfo uses to match one cookie, e.g. ``^(.*?;)?(user=jason)(;.*)?$``."""
+    return rf"^(.*?;)?({re.escape(name)}={re.escape(value)})(;.*)?$"
+
+
+class RequestMatch(MeshModel):
+    """Conditions on a request; all must hold. ``cookie: {user: jason}`` is shorthand for the cookie regex."""
+
+    headers: dict[HeaderName, StringMatch] = Field(default_factory=dict)
+    cookie: dict[str, str] = Field(default_factory=dict, max_length=1)
+    uri: StringMatch | None = None
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> RequestMatch:
+        if not (self.headers or self.cookie or self.uri):
+            raise invalid("MK003", "a match needs at least one condition", "give headers, cookie or uri")
+        if self.cookie and "cookie" in self.headers:
+            raise invalid("MK003", "the cookie is matched twice", "use either the 'cookie' shorthand or headers.cookie")
+        return self
+
+    def header_matches(self) -> dict[str, StringMatch]:
+        """All header conditions, the cookie shorthand expanded."""
+        merged = dict(self.headers)
+        for name, value in self.cookie.items():
+            merged["cookie"] = StringMatch(regex=cookie_regex(name, value))
+        return dict(sorted(merged.items()))
+
+
+class Retries(MeshModel):
+    attempts: int = Field(ge=0, le=100)
+    per_try_timeout: Duration | None = None
+    retry_on: str | None = None
+    """Comma-separated Envoy retry policies (``5xx,connect-failure``) or HTTP status codes."""
+
+    @field_validator("retry_on")
+    @classmethod
+    def _known_policies(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        unknown = [p for p in value.split(",") if p.strip() not in RETRY_ON_POLICIES and not p.strip().isdigit()]
+        if unknown:
+            raise invalid(
+                "MK308",
+                f"unknown retry policy {', '.join(map(repr, unknown))}",
+                f"use a comma-separated list of {', '.join(sorted(RETRY_ON_POLICIES))} or HTTP status codes",
+            )
+        return value
+
+
+class Mirror(MeshModel):
+    """Copy a share of requests to a version, fire-and-forget (responses are dropped)."""
+
+    version: DnsLabel
+    percentage: Percent = 100
+
+
+class RouteRule(MeshModel):
+    """A request-content route: requests matching ``match`` go to ``to`` (one version) or ``weights``."""
+
+    name: DnsLabel | None = None
+    match: RequestMatch
+    to: DnsLabel | None = None
+    weights: Weights = Field(default_factory=dict)
+    timeout: Duration | None = None
+    retries: Retries | None = None
+
+    @model_validator(mode="after")
+    def _one_destination(self) -> RouteRule:
+        if (self.to is None) == (not self.weights):
+            raise invalid("MK003", "a route needs one destination", "give either 'to' (a version) or 'weights'")
+        return self
+
+    def destinations(self) -> dict[str, int]:
+        return {self.to: 100} if self.to else dict(self.weights)
+
+
+class Delay(MeshModel):
+    fixed_delay: Duration
+    percentage: Percent = 100
+
+
+class Abort(MeshModel):
+    http_status: int = Field(ge=200, le=599)
+    percentage: Percent = 100
+
+
+class FaultRule(MeshModel):
+    """Delay and/or abort requests to a service, for requests matching ``match`` (all requests if omitted).
+
+    Composed into the service's single VirtualService: a fault whose match equals a route's match is
+    added to that route; any other scoped fault becomes its own rule ahead of the routes, sending traffic
+    where the default route does; an unscoped fault is added to every rule.
+    """
+
+    name: DnsLabel | None = None
+    match: RequestMatch | None = None
+    delay: Delay | None = None
+    abort: Abort | None = None
+    allow_unscoped: bool = False
+    """Allow a fault without ``match`` in a production stack, where it would hit every user."""
+
+    @model_validator(mode="after")
+    def _something_to_inject(self) -> FaultRule:
+        if self.delay is None and self.abort is None:
+            raise invalid("MK003", "a fault injects nothing", "give a delay, an abort, or both")
+        return self
+
+
+class TrafficPolicy(MeshModel):
+    """Where a service's requests go: the weighted default route plus request-content routes."""
+
+    weights: Weights = Field(default_factory=dict)
+    """Version → percent for the default route; declared versions left out get 0. May be omitted
+    when the service has one version."""
+    timeout: Duration | None = None
+    retries: Retries | None = None
+    mirror: Mirror | None = None
+    port: PortNumber | None = None
+    """Service port the routes apply to; needed when the service exposes more than one port."""
+    routes: list[RouteRule] = Field(default_factory=list)
+    """Request-content routes, tried in order before the default route."""
+
+
+class ServiceSpec(MeshModel):
+    """A service with one or more versions, one Service, one DestinationRule and one VirtualService."""
+
+    namespace: DnsLabel
+    ports: list[ServicePort] = Field(min_length=1)
+    versions: dict[DnsLabel, VersionSpec] = Field(min_length=1)
+    traffic: TrafficPolicy = Field(default_factory=TrafficPolicy)
+    faults: list[FaultRule] = Field(default_factory=list)
+
+    def default_weights(self) -> dict[str, int]:
+        """Percent per declared version for the default route (a lone version takes all traffic)."""
+        if not self.traffic.weights and len(self.versions) == 1:
+            return {next(iter(self.versions)): 100}
+        return {version: self.traffic.weights.get(version, 0) for version in self.versions}
+
+    def routed_versions(self) -> set[str]:
+        """Versions that any route, default or request-content, sends traffic to."""
+        routed = {v for v, w in self.default_weights().items() if w > 0}
+        for route in self.traffic.routes:
+            routed |= {v for v, w in route.destinations().items() if w > 0}
+        if self.traffic.mirror:
+            routed.add(self.traffic.mirror.version)
+        return routed
+
+
+class StackConfig(MeshModel):
+    """Everything under the ``meshkit:`` keys of one stack file."""
+
+    production: bool = False
+    """Marks a production environment: stricter rollout rules apply."""
+    namespaces: dict[DnsLabel, NamespaceSpec] = Field(default_factory=dict)
+    services: dict[DnsLabel, ServiceSpec] = Field(default_factory=dict)

@@ -1,0 +1,313 @@
+"""Pure functions from config models to plain Kubernetes/Istio manifest dicts.
+
+Deterministic: the same models give the same dicts, in the same order, every time; nothing reads the
+clock, the environment or Pulumi. The Pulumi components (:mod:`meshkit.components`) register exactly these
+dicts, and ``meshkit render`` prints them, so what a reviewer sees is what gets deployed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .models import (
+    FaultRule,
+    NamespaceSpec,
+    Probe,
+    RequestMatch,
+    Retries,
+    RouteRule,
+    ServiceSpec,
+    StackConfig,
+    StringMatch,
+    VersionSpec,
+)
+
+Manifest = dict[str, Any]
+
+ISTIO_NETWORKING = "networking.istio.io/v1"
+KIND_ORDER = ("Namespace", "Service", "Deployment", "DestinationRule", "VirtualService")
+
+
+def _metadata(name: str, namespace: str | None = None, labels: dict[str, str] | None = None) -> Manifest:
+    meta: Manifest = {"name": name}
+    if namespace is not None:
+        meta["namespace"] = namespace
+    if labels:
+        meta["labels"] = dict(sorted(labels.items()))
+    return meta
+
+
+def deployment_name(service: str, version: str) -> str:
+    return f"{service}-{version}"
+
+
+# --- namespace ---------------------------------------------------------------------------------------
+
+
+def injection_labels(spec: NamespaceSpec) -> dict[str, str]:
+    """The one data-plane label Istio reads from a namespace."""
+    if spec.dataplane == "ambient":
+        return {"istio.io/dataplane-mode": "ambient"}
+    if spec.revision:
+        return {"istio.io/rev": spec.revision}
+    return {"istio-injection": "enabled"}
+
+
+def namespace_manifest(name: str, spec: NamespaceSpec) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": _metadata(name, labels={**spec.labels, **injection_labels(spec)}),
+    }
+
+
+# --- workloads ---------------------------------------------------------------------------------------
+
+
+def _probe(probe: Probe) -> Manifest:
+    action: Manifest
+    if probe.http_get is not None:
+        action = {"httpGet": {"path": probe.http_get.path, "port": probe.http_get.port}}
+    elif probe.tcp_socket is not None:
+        action = {"tcpSocket": {"port": probe.tcp_socket.port}}
+    else:
+        assert probe.exec_action is not None  # the model guarantees exactly one action
+        action = {"exec": {"command": list(probe.exec_action.command)}}
+    return {
+        **action,
+        "initialDelaySeconds": probe.initial_delay_seconds,
+        "periodSeconds": probe.period_seconds,
+        "timeoutSeconds": probe.timeout_seconds,
+        "failureThreshold": probe.failure_threshold,
+    }
+
+
+def _container(service: str, svc: ServiceSpec, version: VersionSpec) -> Manifest:
+    container: Manifest = {
+        "name": service,
+        "image": version.image,
+        "ports": [
+            {"containerPort": p.container_port, "protocol": p.protocol}
+            for p in sorted(svc.ports, key=lambda p: p.container_port)
+        ],
+    }
+    if version.command:
+        container["command"] = list(version.command)
+    if version.args:
+        container["args"] = list(version.args)
+    if version.env:
+        container["env"] = [{"name": k, "value": v} for k, v in sorted(version.env.items())]
+    if version.resources is not None:
+        container["resources"] = version.resources.model_dump(exclude_none=True)
+    if version.readiness_probe is not None:
+        container["readinessProbe"] = _probe(version.readiness_probe)
+    if version.liveness_probe is not None:
+        container["livenessProbe"] = _probe(version.liveness_probe)
+    return container
+
+
+def deployment_manifest(service: str, svc: ServiceSpec, version_name: str) -> Manifest:
+    """One Deployment per version; pods labelled ``app`` and ``version`` as Istio's subsets expect."""
+    version = svc.versions[version_name]
+    labels = {"app": service, "version": version_name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(deployment_name(service, version_name), svc.namespace, labels),
+        "spec": {
+            "replicas": version.replicas,
+            # The selector is immutable in Kubernetes: it must never depend on anything but the names.
+            "selector": {"matchLabels": dict(labels)},
+            "template": {
+                "metadata": {"labels": dict(labels)},
+                "spec": {"containers": [_container(service, svc, version)]},
+            },
+        },
+    }
+
+
+def service_manifest(service: str, svc: ServiceSpec) -> Manifest:
+    """The Service selects ``app`` only, so that every version stands behind it and routing picks one."""
+    ports = []
+    for port in svc.ports:
+        entry: Manifest = {
+            "name": port.name,
+            "port": port.port,
+            "targetPort": port.container_port,
+            "protocol": port.protocol,
+        }
+        if port.app_protocol:
+            entry["appProtocol"] = port.app_protocol
+        ports.append(entry)
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(service, svc.namespace, {"app": service}),
+        "spec": {"type": "ClusterIP", "selector": {"app": service}, "ports": ports},
+    }
+
+
+# --- Istio -------------------------------------------------------------------------------------------
+
+
+def destination_rule_manifest(service: str, svc: ServiceSpec) -> Manifest:
+    """One subset per declared version, selected by the pods' ``version`` label."""
+    return {
+        "apiVersion": ISTIO_NETWORKING,
+        "kind": "DestinationRule",
+        "metadata": _metadata(service, svc.namespace),
+        "spec": {
+            "host": service,
+            "subsets": [{"name": v, "labels": {"version": v}} for v in svc.versions],
+        },
+    }
+
+
+def _string_match(match: StringMatch) -> Manifest:
+    return match.model_dump(exclude_none=True)
+
+
+def _match(match: RequestMatch) -> list[Manifest]:
+    condition: Manifest = {}
+    headers = match.header_matches()
+    if headers:
+        condition["headers"] = {name: _string_match(m) for name, m in headers.items()}
+    if match.uri is not None:
+        condition["uri"] = _string_match(match.uri)
+    return [condition]
+
+
+def _destinations(service: str, svc: ServiceSpec, weights: dict[str, int]) -> list[Manifest]:
+    """Route destinations in declaration order; versions at 0% are left out of the route entirely."""
+    routed = [(v, weights[v]) for v in svc.versions if weights.get(v, 0) > 0]
+    route = []
+    for version, weight in routed:
+        destination: Manifest = {"host": service, "subset": version}
+        if svc.traffic.port is not None:
+            destination["port"] = {"number": svc.traffic.port}
+        entry: Manifest = {"destination": destination}
+        if len(routed) > 1:
+            entry["weight"] = weight
+        route.append(entry)
+    return route
+
+
+def _fault(fault: FaultRule) -> Manifest:
+    out: Manifest = {}
+    if fault.delay is not None:
+        out["delay"] = {"fixedDelay": fault.delay.fixed_delay, "percentage": {"value": float(fault.delay.percentage)}}
+    if fault.abort is not None:
+        out["abort"] = {"httpStatus": fault.abort.http_status, "percentage": {"value": float(fault.abort.percentage)}}
+    return out
+
+
+def _retries(retries: Retries) -> Manifest:
+    return retries.model_dump(by_alias=True, exclude_none=True)
+
+
+def _http_rule(
+    service: str,
+    svc: ServiceSpec,
+    *,
+    weights: dict[str, int],
+    name: str | None = None,
+    match: RequestMatch | None = None,
+    fault: FaultRule | None = None,
+    timeout: str | None = None,
+    retries: Retries | None = None,
+) -> Manifest:
+    """The one builder of a VirtualService http rule, shared by fault, header and default routes."""
+    rule: Manifest = {}
+    if name:
+        rule["name"] = name
+    if match is not None:
+        rule["match"] = _match(match)
+    if fault is not None:
+        rule["fault"] = _fault(fault)
+    rule["route"] = _destinations(service, svc, weights)
+    if timeout:
+        rule["timeout"] = timeout
+    if retries is not None:
+        rule["retries"] = _retries(retries)
+    return rule
+
+
+def http_rules(service: str, svc: ServiceSpec) -> list[Manifest]:
+    """All http rules of the service's VirtualService, most specific first.
+
+    Istio does not merge two mesh VirtualServices for one host, so faults, request-content routes and
+    the weighted default route are composed here into one ordered list:
+
+    1. scoped faults whose match is no route's match, each sending traffic where the default route does;
+    2. request-content routes, carrying the fault scoped to exactly their match, if any;
+    3. the default weighted route.
+
+    A fault without a match applies to every rule that carries no scoped fault.
+    """
+    traffic = svc.traffic
+    unscoped = next((f for f in svc.faults if f.match is None), None)
+    scoped = [f for f in svc.faults if f.match is not None]
+
+    def fault_for(match: RequestMatch | None) -> FaultRule | None:
+        same = next((f for f in scoped if match is not None and f.match == match), None)
+        return same or unscoped
+
+    route_matches = [r.match for r in traffic.routes]
+    rules = [
+        _http_rule(
+            service, svc, weights=svc.default_weights(), name=f.name, match=f.match, fault=f,
+            timeout=traffic.timeout, retries=traffic.retries,
+        )
+        for f in scoped
+        if f.match not in route_matches
+    ]
+    rules += [_route_rule(service, svc, route, fault_for(route.match)) for route in traffic.routes]
+    default = _http_rule(
+        service, svc, weights=svc.default_weights(), fault=unscoped,
+        timeout=traffic.timeout, retries=traffic.retries,
+    )
+    if traffic.mirror is not None:
+        default["mirror"] = {"host": service, "subset": traffic.mirror.version}
+        default["mirrorPercentage"] = {"value": float(traffic.mirror.percentage)}
+    return [*rules, default]
+
+
+def _route_rule(service: str, svc: ServiceSpec, route: RouteRule, fault: FaultRule | None) -> Manifest:
+    return _http_rule(
+        service, svc, weights=route.destinations(), name=route.name, match=route.match, fault=fault,
+        timeout=route.timeout or svc.traffic.timeout, retries=route.retries or svc.traffic.retries,
+    )
+
+
+def virtual_service_manifest(service: str, svc: ServiceSpec) -> Manifest:
+    return {
+        "apiVersion": ISTIO_NETWORKING,
+        "kind": "VirtualService",
+        "metadata": _metadata(service, svc.namespace),
+        "spec": {"hosts": [service], "http": http_rules(service, svc)},
+    }
+
+
+# --- whole stack -------------------------------------------------------------------------------------
+
+
+def service_manifests(service: str, svc: ServiceSpec) -> list[Manifest]:
+    return [
+        service_manifest(service, svc),
+        *(deployment_manifest(service, svc, v) for v in svc.versions),
+        destination_rule_manifest(service, svc),
+        virtual_service_manifest(service, svc),
+    ]
+
+
+def manifest_key(manifest: Manifest) -> tuple[int, str, str]:
+    meta = manifest["metadata"]
+    return (KIND_ORDER.index(manifest["kind"]), meta.get("namespace", ""), meta["name"])
+
+
+def render_stack(stack: StackConfig) -> list[Manifest]:
+    """Every manifest of a stack, sorted by kind, namespace and name."""
+    manifests = [namespace_manifest(name, spec) for name, spec in stack.namespaces.items()]
+    for name, svc in stack.services.items():
+        manifests += service_manifests(name, svc)
+    return sorted(manifests, key=manifest_key)

@@ -28,6 +28,7 @@ from .models import RequestMatch, ServiceSpec, StackConfig
 
 # Error codes for pydantic's own error types, chosen by the key that failed.
 _RANGE_CODES = {"weights": "MK302", "percentage": "MK305", "httpStatus": "MK306"}
+_BOUNDS = (("ge", "at least"), ("gt", "above"), ("le", "at most"), ("lt", "below"))
 
 
 def format_path(loc: tuple[str | int, ...]) -> str:
@@ -83,6 +84,7 @@ def findings_from_validation_error(error: ValidationError, prefix: tuple[str, ..
         ctx = item.get("ctx") or {}
         path = format_path(loc)
         if kind.startswith("MK"):
+            path = format_path((*loc, ctx["key"])) if ctx.get("key") else path
             findings.append(Finding(path, kind, str(ctx.get("message", item["msg"])), str(ctx.get("fix", ""))))
         elif kind == "extra_forbidden":
             key = str(loc[-1])
@@ -99,7 +101,9 @@ def findings_from_validation_error(error: ValidationError, prefix: tuple[str, ..
             code = _RANGE_CODES.get(last, "MK003")
             value = item.get("input")
             shown = f", got {value!r}" if not isinstance(value, (dict, list)) else ""
-            findings.append(Finding(path, code, f"{item['msg'][0].lower()}{item['msg'][1:]}{shown}", ""))
+            bounds = [f"{word} {ctx[key]}" for key, word in _BOUNDS if key in ctx]
+            fix = f"use a value {' and '.join(bounds)}" if bounds else "see the config reference in the README"
+            findings.append(Finding(path, code, f"{item['msg'][0].lower()}{item['msg'][1:]}{shown}", fix))
     return findings
 
 

@@ -25,9 +25,13 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
-def invalid(code: str, message: str, fix: str) -> PydanticCustomError:
-    """A validation error that carries meshkit's finding code and a fix (see :mod:`meshkit.analysis`)."""
-    return PydanticCustomError(code, "{message}", {"message": message, "fix": fix})
+def invalid(code: str, message: str, fix: str, key: str = "") -> PydanticCustomError:
+    """A validation error that carries meshkit's finding code and a fix (see :mod:`meshkit.analysis`).
+
+    ``key`` names the offending key when a model-level check fails, so the reported config path ends
+    at that key rather than at the model.
+    """
+    return PydanticCustomError(code, "{message}", {"message": message, "fix": fix, "key": key})
 
 
 # --- value types -------------------------------------------------------------------------------------
@@ -37,6 +41,8 @@ _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DURATION = re.compile(r"^(\d+(\.\d+)?(h|m|s|ms|us|ns))+$")
 _DURATION_UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
 _QUANTITY = re.compile(r"^\d+(\.\d+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")
+_RE2_QUIET = re2.Options()
+_RE2_QUIET.log_errors = False  # report through our own error, not RE2's stderr log
 _HEADER_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
 # Service port name prefixes Istio reads the protocol from (<protocol>[-<suffix>]).
@@ -81,11 +87,12 @@ def _duration(value: str) -> str:
 def _re2_pattern(value: str) -> str:
     # Envoy matches with RE2, which refuses some things Python's re accepts (look-around, back-references).
     try:
-        re2.compile(value)
+        re2.compile(value, _RE2_QUIET)
     except re2.error as err:
+        reason = err.args[0].decode() if err.args and isinstance(err.args[0], bytes) else str(err)
         raise invalid(
             "MK304",
-            f"{value!r} is not a valid RE2 regex ({err})",
+            f"{value!r} is not a valid RE2 regex ({reason})",
             "Envoy matches with RE2, which has no look-around or back-references; rewrite the pattern",
         ) from None
     return value
@@ -179,7 +186,7 @@ class NamespaceSpec(MeshModel):
 class ServicePort(MeshModel):
     """A Service port. Istio reads the protocol from ``name`` (``<protocol>[-<suffix>]``) or ``appProtocol``."""
 
-    name: str
+    name: DnsLabel
     port: PortNumber
     target_port: PortNumber | None = None
     """Container port; defaults to ``port``."""
@@ -188,7 +195,6 @@ class ServicePort(MeshModel):
 
     @model_validator(mode="after")
     def _istio_protocol_name(self) -> ServicePort:
-        _dns_label(self.name)
         if self.app_protocol is None and not any(
             self.name == p or self.name.startswith(p + "-") for p in PORT_PROTOCOLS
         ):
@@ -197,6 +203,7 @@ class ServicePort(MeshModel):
                 f"port name {self.name!r} does not tell Istio the protocol, so L7 routing is lost",
                 f"name it <protocol>[-<suffix>] with protocol one of {', '.join(PORT_PROTOCOLS)} "
                 "(e.g. 'http' or 'http-web'), or set appProtocol",
+                key="name",
             )
         return self
 
@@ -346,7 +353,7 @@ class RouteRule(MeshModel):
     @model_validator(mode="after")
     def _one_destination(self) -> RouteRule:
         if (self.to is None) == (not self.weights):
-            raise invalid("MK003", "a route needs one destination", "give either 'to' (a version) or 'weights'")
+            raise invalid("MK003", "a route needs one destination", "give either 'to' (a version) or 'weights'", "to")
         return self
 
     def destinations(self) -> dict[str, int]:

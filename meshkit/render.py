@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import yaml
+
 from .models import (
     FaultRule,
     NamespaceSpec,
@@ -311,3 +313,8 @@ def render_stack(stack: StackConfig) -> list[Manifest]:
     for name, svc in stack.services.items():
         manifests += service_manifests(name, svc)
     return sorted(manifests, key=manifest_key)
+
+
+def manifests_to_yaml(manifests: list[Manifest]) -> str:
+    """Multi-document YAML, keys in the order Kubernetes users read them (apiVersion, kind, metadata…)."""
+    return yaml.safe_dump_all(manifests, sort_keys=False, default_flow_style=False, width=120)

@@ -34,9 +34,10 @@ command -v go >/dev/null || {
 }
 
 mkdir -p "$bin" "$prefix/src"
-# The provider's commit is not in the public checksum database: skip that lookup for this one module
-# path only; go.sum of the wrapper still pins its hash after the first download.
-export GONOSUMDB="${GONOSUMDB:+$GONOSUMDB,}github.com/pulumi/pulumi-kubernetes/provider"
+# Some github.com/pulumi modules (the provider's pseudo-version, a few tags) are missing from the checksum
+# database the mirror here serves. Their hashes are pinned instead by the go.sum files committed beside
+# this script (go.sum.cli, go.sum.provider), which every build starts from.
+export GONOSUMDB="${GONOSUMDB:+$GONOSUMDB,}github.com/pulumi"
 export GOFLAGS="-mod=mod"
 
 build_cli() {
@@ -56,6 +57,7 @@ require (
 
 replace github.com/atotto/clipboard => github.com/tgummerer/clipboard v0.0.0-20241001131231-d02d263e614e
 EOF
+  cp "$here/go.sum.cli" "$src/go.sum" 2>/dev/null || true
   cat >"$src/tools.go" <<'EOF'
 //go:build tools
 
@@ -94,6 +96,7 @@ require (
 	github.com/pulumi/pulumi-kubernetes/sdk/v4 ${PULUMI_KUBERNETES_SDK_GO}
 )
 EOF
+  cp "$here/go.sum.provider" "$src/go.sum" 2>/dev/null || true
   (
     cd "$src"
     say "resolving provider modules (pulumi-kubernetes ${PULUMI_KUBERNETES_VERSION})"

@@ -1,0 +1,36 @@
+"""Test data: scenario fixtures (tests/scenarios/*.yaml) and a small builder for config variants."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from meshkit.config import meshkit_keys
+from meshkit.models import StackConfig
+
+TESTS = Path(__file__).parent
+REPO = TESTS.parent
+SCENARIOS = TESTS / "scenarios"
+SCENARIO_STEPS = sorted(p.stem for p in SCENARIOS.glob("*.yaml"))
+A_STEPS = [s for s in SCENARIO_STEPS if s.startswith("A")]
+B_STEPS = [s for s in SCENARIO_STEPS if s.startswith("B")]
+
+
+def scenario_raw(step: str) -> dict[str, Any]:
+    """The ``meshkit:`` keys of a scenario step, prefix stripped, as plain data."""
+    document = yaml.safe_load((SCENARIOS / f"{step}.yaml").read_text())
+    return meshkit_keys(document["config"])
+
+
+def scenario(step: str) -> StackConfig:
+    return StackConfig.model_validate(scenario_raw(step))
+
+
+def nginx_stack(**service_overrides: Any) -> dict[str, Any]:
+    """Scenario A3 (nginx v1/v2 at 70/30) as raw config, with keys of services.nginx replaced."""
+    raw = copy.deepcopy(scenario_raw("A3"))
+    raw["services"]["nginx"].update(copy.deepcopy(service_overrides))
+    return raw

@@ -1,0 +1,111 @@
+"""Components under Pulumi mocks: what is registered, under which names, in which order."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pytest
+
+from meshkit.program import build_mesh, main
+from meshkit.render import render_stack
+
+from .pulumi_mocks import Recorder, pulumi_mocks
+from .scenario_data import SCENARIO_STEPS, nginx_stack, scenario, scenario_raw
+
+ISTIO = "kubernetes:networking.istio.io/v1"
+
+
+def _registered_manifest(reg: Any) -> dict[str, Any]:
+    """A registration's inputs in manifest form (without the provider's bookkeeping keys)."""
+    inputs = {k: v for k, v in reg.inputs.items() if not k.startswith("__")}
+    return dict(sorted(inputs.items()))
+
+
+@pytest.mark.parametrize("step", SCENARIO_STEPS)
+def test_registered_objects_are_exactly_the_rendered_manifests(step: str) -> None:
+    stack = scenario(step)
+    with pulumi_mocks() as run:
+        recorder = run(lambda: build_mesh(stack))
+    registered = sorted(
+        (_registered_manifest(r) for r in recorder.registrations if not r.type.startswith("meshkit:")),
+        key=lambda m: (m["kind"], m["metadata"]["name"]),
+    )
+    rendered = sorted(
+        (dict(sorted(m.items())) for m in render_stack(stack)), key=lambda m: (m["kind"], m["metadata"]["name"])
+    )
+    assert registered == rendered
+
+
+def test_component_types_and_child_names() -> None:
+    with pulumi_mocks() as run:
+        recorder = run(lambda: build_mesh(scenario("A3")))
+    types = {(r.type, r.name) for r in recorder.registrations}
+    assert {
+        ("meshkit:index:InjectedNamespace", "demo"),
+        ("meshkit:index:VersionedService", "nginx"),
+        ("meshkit:index:TrafficSplit", "nginx"),
+        ("kubernetes:core/v1:Namespace", "demo-namespace"),
+        ("kubernetes:core/v1:Service", "nginx-service"),
+        ("kubernetes:apps/v1:Deployment", "nginx-v1-deployment"),
+        ("kubernetes:apps/v1:Deployment", "nginx-v2-deployment"),
+        (f"{ISTIO}:DestinationRule", "nginx-destinationrule"),
+        (f"{ISTIO}:VirtualService", "nginx-virtualservice"),
+    } <= types
+    assert recorder.by_name("nginx-virtualservice").parent.endswith("meshkit:index:TrafficSplit::nginx")
+    assert recorder.by_name("nginx-v2-deployment").parent.endswith("meshkit:index:VersionedService::nginx")
+
+
+def _dependencies(recorder: Recorder, name: str) -> set[str]:
+    return recorder.names_of(recorder.by_name(name).dependencies)
+
+
+def test_route_waits_for_its_subsets_and_the_pods_it_routes_to() -> None:
+    with pulumi_mocks() as run:
+        recorder = run(lambda: build_mesh(scenario("A3")))
+    assert _dependencies(recorder, "nginx-virtualservice") == {
+        "nginx-destinationrule",
+        "nginx-v1-deployment",
+        "nginx-v2-deployment",
+    }
+
+
+def test_route_does_not_wait_for_a_version_at_zero_percent() -> None:
+    # A5: v1 is still deployed, at 0%. The route no longer depends on it, so retiring v1 (A6) can delete
+    # the Deployment without touching the route, and the engine deletes it after the step's updates.
+    with pulumi_mocks() as run:
+        recorder = run(lambda: build_mesh(scenario("A5")))
+    assert _dependencies(recorder, "nginx-virtualservice") == {"nginx-destinationrule", "nginx-v2-deployment"}
+
+
+def test_workloads_wait_for_their_namespace() -> None:
+    with pulumi_mocks() as run:
+        recorder = run(lambda: build_mesh(scenario("A3")))
+    for name in ("nginx-service", "nginx-v1-deployment", "nginx-destinationrule"):
+        assert "demo-namespace" in _dependencies(recorder, name), name
+
+
+def test_program_reads_stack_config_and_exports_the_traffic_in_force() -> None:
+    outputs: dict[str, Any] = {}
+    with pulumi_mocks(scenario_raw("A3")) as run:
+        original_export = pulumi.export
+        pulumi.export = lambda key, value: outputs.__setitem__(key, value)  # type: ignore[assignment]
+        try:
+            recorder = run(main)
+        finally:
+            pulumi.export = original_export
+    assert outputs["services"]["nginx"]["weights"] == {"v1": 70, "v2": 30}
+    assert outputs["services"]["nginx"]["versions"]["v2"] == {"image": "nginx:1.15", "replicas": 1}
+    provider = recorder.by_name("k8s")
+    assert provider.inputs["renderYamlToDirectory"] == "rendered/test"
+
+
+def test_invalid_config_registers_nothing() -> None:
+    bad = nginx_stack(traffic={"weights": {"v1": 70, "v2": 20}})
+    with pulumi_mocks(bad) as run, pytest.raises(pulumi.RunError) as info:
+        recorder = run(main)
+    assert "services.nginx.traffic.weights: must sum to 100, got 90 (v1=70, v2=20)" in str(info.value)
+    assert "nothing was deployed" in str(info.value)
+    with pulumi_mocks() as run:
+        recorder = run(lambda: None)
+    assert recorder.registrations == []

@@ -230,11 +230,14 @@ def _match_key(match: RequestMatch | None) -> str:
 def _check_rule_order(name: str, svc: ServiceSpec) -> Iterator[Finding]:
     """A rule after another with the same match never sees a request (IST0130, KIA1105)."""
     base = f"services.{name}"
-    for kind, rules in (("routes", svc.traffic.routes), ("faults", svc.faults)):
+    matches: list[tuple[str, str, list[RequestMatch | None]]] = [
+        ("routes", f"{base}.traffic.routes", [r.match for r in svc.traffic.routes]),
+        ("faults", f"{base}.faults", [f.match for f in svc.faults]),
+    ]
+    for kind, prefix, rule_matches in matches:
         first_with: dict[str, int] = {}
-        prefix = f"{base}.traffic.routes" if kind == "routes" else f"{base}.faults"
-        for i, rule in enumerate(rules):
-            key = _match_key(rule.match)
+        for i, match in enumerate(rule_matches):
+            key = _match_key(match)
             if key in first_with:
                 yield Finding(
                     f"{prefix}[{i}].match",

@@ -19,6 +19,7 @@ import pulumi_kubernetes as k8s
 
 from .models import NamespaceSpec, ServiceSpec
 from .render import (
+    Manifest,
     deployment_manifest,
     deployment_name,
     destination_rule_manifest,
@@ -65,7 +66,9 @@ class VersionedService(pulumi.ComponentResource):
 
         service = service_manifest(name, spec)
         self.service = k8s.core.v1.Service(
-            f"{name}-service", metadata=service["metadata"], spec=service["spec"],
+            f"{name}-service",
+            metadata=service["metadata"],
+            spec=service["spec"],
             opts=_child_opts(self, after_namespace),
         )
         self.deployments: dict[str, k8s.apps.v1.Deployment] = {}
@@ -77,14 +80,15 @@ class VersionedService(pulumi.ComponentResource):
                 spec=manifest["spec"],
                 opts=_child_opts(self, after_namespace),
             )
+        destination_rule = destination_rule_manifest(name, spec)
         self.destination_rule = _custom_resource(
-            f"{name}-destinationrule", destination_rule_manifest(name, spec), _child_opts(self, after_namespace)
+            f"{name}-destinationrule", destination_rule, _child_opts(self, after_namespace)
         )
         self.register_outputs(
             {
                 "serviceName": self.service.metadata.name,
                 "deploymentNames": {v: d.metadata.name for v, d in self.deployments.items()},
-                "destinationRuleName": self.destination_rule.metadata["name"],
+                "destinationRuleName": destination_rule["metadata"]["name"],
             }
         )
 
@@ -110,15 +114,16 @@ class TrafficSplit(pulumi.ComponentResource):
             *(args.backend.deployments[v] for v in routed),
             *args.extra_depends_on,
         ]
+        virtual_service = virtual_service_manifest(name, args.spec)
         self.virtual_service = _custom_resource(
-            f"{name}-virtualservice", virtual_service_manifest(name, args.spec), _child_opts(self, ready_first)
+            f"{name}-virtualservice", virtual_service, _child_opts(self, ready_first)
         )
         self.routed_versions = routed
-        self.register_outputs({"virtualServiceName": self.virtual_service.metadata["name"], "routedVersions": routed})
+        self.register_outputs({"virtualServiceName": virtual_service["metadata"]["name"], "routedVersions": routed})
 
 
 def _custom_resource(
-    resource_name: str, manifest: dict[str, object], opts: pulumi.ResourceOptions
+    resource_name: str, manifest: Manifest, opts: pulumi.ResourceOptions
 ) -> k8s.apiextensions.CustomResource:
     return k8s.apiextensions.CustomResource(
         resource_name,

@@ -32,14 +32,23 @@ def parse_stack_file_text(text: str, source: str) -> StackConfig:
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as err:
-        raise ConfigError([Finding("(file)", "MK004", f"not valid YAML: {err}", "fix the YAML syntax")], source) from None
+        raise ConfigError(
+            [Finding("(file)", "MK004", f"not valid YAML: {err}", "fix the YAML syntax")], source
+        ) from None
     if document is None:
         raise ConfigError(
             [Finding("(file)", "MK004", "the file is empty", "add a 'config:' mapping with meshkit: keys")], source
         )
     if not isinstance(document, dict) or not isinstance(document.get("config"), dict):
         raise ConfigError(
-            [Finding("config", "MK002", "no 'config:' mapping at the top of the file", "put the meshkit: keys under config:")],
+            [
+                Finding(
+                    "config",
+                    "MK002",
+                    "no 'config:' mapping at the top of the file",
+                    "put the meshkit: keys under config:",
+                )
+            ],
             source,
         )
     return validate_stack(meshkit_keys(document["config"]), source)

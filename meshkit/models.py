@@ -25,6 +25,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
+
 def invalid(code: str, message: str, fix: str, key: str = "") -> PydanticCustomError:
     """A validation error that carries meshkit's finding code and a fix (see :mod:`meshkit.analysis`).
 
@@ -51,9 +52,22 @@ PORT_PROTOCOLS = ("grpc", "grpc-web", "http", "http2", "https", "mongo", "mysql"
 # Envoy retry policies accepted in retryOn, besides plain HTTP status codes.
 RETRY_ON_POLICIES = frozenset(
     {
-        "5xx", "gateway-error", "reset", "reset-before-request", "connect-failure", "envoy-ratelimited",
-        "retriable-4xx", "refused-stream", "retriable-status-codes", "retriable-headers", "http3-post-connect-failure",
-        "cancelled", "deadline-exceeded", "internal", "resource-exhausted", "unavailable",
+        "5xx",
+        "gateway-error",
+        "reset",
+        "reset-before-request",
+        "connect-failure",
+        "envoy-ratelimited",
+        "retriable-4xx",
+        "refused-stream",
+        "retriable-status-codes",
+        "retriable-headers",
+        "http3-post-connect-failure",
+        "cancelled",
+        "deadline-exceeded",
+        "internal",
+        "resource-exhausted",
+        "unavailable",
     }
 )
 

@@ -257,16 +257,26 @@ def http_rules(service: str, svc: ServiceSpec) -> list[Manifest]:
     route_matches = [r.match for r in traffic.routes]
     rules = [
         _http_rule(
-            service, svc, weights=svc.default_weights(), name=f.name, match=f.match, fault=f,
-            timeout=traffic.timeout, retries=traffic.retries,
+            service,
+            svc,
+            weights=svc.default_weights(),
+            name=f.name,
+            match=f.match,
+            fault=f,
+            timeout=traffic.timeout,
+            retries=traffic.retries,
         )
         for f in scoped
         if f.match not in route_matches
     ]
     rules += [_route_rule(service, svc, route, fault_for(route.match)) for route in traffic.routes]
     default = _http_rule(
-        service, svc, weights=svc.default_weights(), fault=unscoped,
-        timeout=traffic.timeout, retries=traffic.retries,
+        service,
+        svc,
+        weights=svc.default_weights(),
+        fault=unscoped,
+        timeout=traffic.timeout,
+        retries=traffic.retries,
     )
     if traffic.mirror is not None:
         default["mirror"] = {"host": service, "subset": traffic.mirror.version}
@@ -276,8 +286,14 @@ def http_rules(service: str, svc: ServiceSpec) -> list[Manifest]:
 
 def _route_rule(service: str, svc: ServiceSpec, route: RouteRule, fault: FaultRule | None) -> Manifest:
     return _http_rule(
-        service, svc, weights=route.destinations(), name=route.name, match=route.match, fault=fault,
-        timeout=route.timeout or svc.traffic.timeout, retries=route.retries or svc.traffic.retries,
+        service,
+        svc,
+        weights=route.destinations(),
+        name=route.name,
+        match=route.match,
+        fault=fault,
+        timeout=route.timeout or svc.traffic.timeout,
+        retries=route.retries or svc.traffic.retries,
     )
 
 

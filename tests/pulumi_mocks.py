@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
-from pulumi.runtime import mocks, settings
 from pulumi.runtime import config as runtime_config
+from pulumi.runtime import mocks, settings
 
 
 @dataclass

@@ -34,7 +34,9 @@ def test_weights_must_sum_to_100_and_the_message_shows_each_weight() -> None:
 def test_weight_out_of_range() -> None:
     problems = _problems(nginx_stack(traffic={"weights": {"v1": 120, "v2": -20}}))
     assert set(problems) == {"services.nginx.traffic.weights.v1", "services.nginx.traffic.weights.v2"}
-    assert problems["services.nginx.traffic.weights.v1"].startswith("MK302 input should be less than or equal to 100, got 120")
+    assert problems["services.nginx.traffic.weights.v1"].startswith(
+        "MK302 input should be less than or equal to 100, got 120"
+    )
 
 
 def test_all_weights_zero_is_refused() -> None:

@@ -31,7 +31,9 @@ def stacks(draw: st.DrawFn) -> dict[str, Any]:
     service = {
         "namespace": "demo",
         "ports": [{"name": "http", "port": 8080, "targetPort": 80}],
-        "versions": {v: {"image": f"nginx:1.{i + 14}", "replicas": draw(st.integers(1, 5))} for i, v in enumerate(versions)},
+        "versions": {
+            v: {"image": f"nginx:1.{i + 14}", "replicas": draw(st.integers(1, 5))} for i, v in enumerate(versions)
+        },
         "traffic": {"weights": draw(weights(versions)), "routes": routes},
     }
     return {"namespaces": {"demo": {}}, "services": {"nginx": service}}
@@ -74,7 +76,10 @@ def test_a_pure_weight_change_alters_only_the_virtual_service(data: st.DataObjec
     raw = data.draw(stacks())
     versions = list(raw["services"]["nginx"]["versions"])
     changed = {**raw, "services": {"nginx": {**raw["services"]["nginx"]}}}
-    changed["services"]["nginx"]["traffic"] = {**raw["services"]["nginx"]["traffic"], "weights": data.draw(weights(versions))}
+    changed["services"]["nginx"]["traffic"] = {
+        **raw["services"]["nginx"]["traffic"],
+        "weights": data.draw(weights(versions)),
+    }
     before, after = render_stack(validate_stack(raw)), render_stack(validate_stack(changed))
     differing = {m["kind"] for m, n in zip(before, after, strict=True) if m != n}
     assert differing <= {"VirtualService"}

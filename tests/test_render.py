@@ -107,7 +107,9 @@ def test_a1_objects_of_a_versioned_service() -> None:
     assert deployment["spec"]["template"]["metadata"]["labels"] == {"app": "nginx", "version": "v1"}
     assert deployment["spec"]["replicas"] == 2
     assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:1.14"
-    assert deployment["spec"]["template"]["spec"]["containers"][0]["ports"] == [{"containerPort": 80, "protocol": "TCP"}]
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["ports"] == [
+        {"containerPort": 80, "protocol": "TCP"}
+    ]
     assert objects[("DestinationRule", "nginx")]["spec"]["subsets"] == [{"name": "v1", "labels": {"version": "v1"}}]
     assert _http(scenario("A1"), "nginx") == [{"route": [_to("nginx", "v1")]}]
 

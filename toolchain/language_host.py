@@ -56,7 +56,9 @@ def _resource_plugins() -> list[plugin_pb2.PackageDependency]:
             if info.get("resource"):
                 found.append(
                     plugin_pb2.PackageDependency(
-                        name=info["name"], kind="resource", version=f"v{info['version'].lstrip('v')}",
+                        name=info["name"],
+                        kind="resource",
+                        version=f"v{info['version'].lstrip('v')}",
                         server=info.get("server", ""),
                     )
                 )

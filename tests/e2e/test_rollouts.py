@@ -1,0 +1,152 @@
+"""End-to-end: every scenario step through the real Pulumi CLI and Kubernetes provider, in render mode.
+
+Before each `up`, the engine's own plan (`pulumi preview --json`) must contain exactly the expected
+operations; after it, the rendered manifests must show the step, and a second preview must be empty.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .engine import PulumiProject, Step, new_project
+
+pytestmark = pytest.mark.e2e
+
+DR, VS, DEPLOY = (
+    "kubernetes:networking.istio.io/v1:DestinationRule",
+    "kubernetes:networking.istio.io/v1:VirtualService",
+    "kubernetes:apps/v1:Deployment",
+)
+
+
+def _ops(plan: list[Step]) -> set[tuple[str, str]]:
+    return {(s.op, s.name) for s in plan if not s.type.startswith("pulumi:")}
+
+
+def _created(*names: str) -> set[tuple[str, str]]:
+    return {("create", n) for n in names}
+
+
+def _service_objects(name: str, *versions: str) -> list[str]:
+    return [name, f"{name}-service", *(f"{name}-{v}-deployment" for v in versions),
+            f"{name}-destinationrule", f"{name}-virtualservice"]  # fmt: skip
+
+
+# Scenario A: the expected plan of each step, relative to the one before.
+A_PLANS: dict[str, set[tuple[str, str]]] = {
+    "A0": _created("k8s", "demo", "demo-namespace"),
+    "A1": _created(*_service_objects("nginx", "v1")),
+    "A2": _created(*_service_objects("sleep", "v1")),
+    "A3": {("create", "nginx-v2-deployment"), ("update", "nginx-destinationrule"), ("update", "nginx-virtualservice")},
+    "A4": {("update", "nginx-virtualservice")},
+    "A5": {("update", "nginx-virtualservice")},
+    "A6": {("delete", "nginx-v1-deployment"), ("update", "nginx-destinationrule")},
+}
+
+B_PLANS: dict[str, set[tuple[str, str]]] = {
+    "B1": _created(
+        "k8s",
+        "bookinfo",
+        "bookinfo-namespace",
+        *_service_objects("productpage", "v1"),
+        *_service_objects("details", "v1"),
+        *_service_objects("reviews", "v1", "v2", "v3"),
+        *_service_objects("ratings", "v1"),
+    ),
+    "B2": {("update", "reviews-virtualservice")},
+    "B3": {("update", "ratings-virtualservice")},
+    "B4": {("update", "ratings-virtualservice")},
+    "B5": {("update", "reviews-virtualservice"), ("update", "ratings-virtualservice")},
+}
+
+
+def _weights(rendered: dict[str, dict[str, Any]], service: str) -> dict[str, int]:
+    default_route = rendered[f"VirtualService/{service}"]["spec"]["http"][-1]["route"]
+    return {d["destination"]["subset"]: d.get("weight", 100) for d in default_route}
+
+
+def _completed_before(events: list[dict[str, Any]], first: str, then: str) -> bool:
+    """Whether resource ``first``'s step finished before resource ``then``'s step started."""
+
+    def index(kind: str, name: str) -> int:
+        return next(i for i, e in enumerate(events) if kind in e and e[kind]["metadata"]["urn"].endswith(f"::{name}"))
+
+    return index("resOutputsEvent", first) < index("resourcePreEvent", then)
+
+
+def _step(project: PulumiProject, step: str, expected: set[tuple[str, str]]) -> list[dict[str, Any]]:
+    project.use_config(step)
+    plan = project.preview()
+    assert _ops(plan) == expected, f"{step}: plan was {plan}"
+    assert not [s for s in plan if s.op in {"replace", "create-replacement", "delete-replaced"}]
+    events = project.up()
+    assert _ops(project.preview()) == set(), f"{step}: a second up would change something"
+    return events
+
+
+def test_scenario_a_nginx_canary(tmp_path: Path) -> None:
+    project = new_project(tmp_path, "canary")
+    for step, expected in A_PLANS.items():
+        events = _step(project, step, expected)
+        rendered = project.rendered()
+        if step == "A0":
+            assert rendered["Namespace/demo"]["metadata"]["labels"]["istio-injection"] == "enabled"
+        if step == "A3":
+            assert _weights(rendered, "nginx") == {"v1": 70, "v2": 30}
+            assert {s["name"] for s in rendered["DestinationRule/nginx"]["spec"]["subsets"]} == {"v1", "v2"}
+            # Make-before-break: subsets and pods first, the route after.
+            assert _completed_before(events, "nginx-destinationrule", "nginx-virtualservice")
+            assert _completed_before(events, "nginx-v2-deployment", "nginx-virtualservice")
+        if step == "A4":
+            assert _weights(rendered, "nginx") == {"v1": 20, "v2": 80}
+        if step == "A5":
+            assert _weights(rendered, "nginx") == {"v2": 100}
+            assert "Deployment/nginx-v1" in rendered
+        if step == "A6":
+            assert "Deployment/nginx-v1" not in rendered
+            assert [s["name"] for s in rendered["DestinationRule/nginx"]["spec"]["subsets"]] == ["v2"]
+            # The subset leaves while no route uses it (since A5), and the pods leave after the subset.
+            assert _completed_before(events, "nginx-destinationrule", "nginx-v1-deployment")
+
+
+def test_scenario_b_bookinfo_routing(tmp_path: Path) -> None:
+    project = new_project(tmp_path, "bookinfo")
+    for step, expected in B_PLANS.items():
+        _step(project, step, expected)
+        rendered = project.rendered()
+        reviews, ratings = (
+            rendered["VirtualService/reviews"]["spec"]["http"],
+            rendered["VirtualService/ratings"]["spec"]["http"],
+        )
+        if step == "B1":
+            assert all(_weights(rendered, s) == {"v1": 100} for s in ("productpage", "details", "reviews", "ratings"))
+        if step == "B2":
+            assert reviews[0]["route"][0]["destination"]["subset"] == "v2"
+            assert reviews[0]["match"][0]["headers"]["cookie"]["regex"] == "^(.*?;)?(user=jason)(;.*)?$"
+        if step == "B3":
+            assert ratings[0]["fault"]["delay"] == {"fixedDelay": "7s", "percentage": {"value": 100}}
+        if step == "B4":
+            assert ratings[0]["fault"]["abort"] == {"httpStatus": 500, "percentage": {"value": 100}}
+        if step == "B5":
+            assert _weights(rendered, "reviews") == {"v1": 50, "v3": 50} and len(reviews) == 1 and len(ratings) == 1
+
+
+def test_invalid_config_fails_preview_and_up_and_changes_nothing(tmp_path: Path) -> None:
+    project = new_project(tmp_path, "bad")
+    _step(project, "A3", A_PLANS["A0"] | A_PLANS["A1"] | A_PLANS["A2"] | _created("nginx-v2-deployment"))
+    state_before = sorted((p.name, p.read_bytes()) for p in (tmp_path / ".pulumi-state").rglob("*.json") if p.is_file())
+    rendered_before = project.rendered()
+
+    text = project.stack_file.read_text().replace("v2: 30", "v2: 20")
+    project.stack_file.write_text(text)
+    for command in (["preview"], ["up", "--yes"]):
+        result = project.pulumi(*command, check=False)
+        assert result.returncode != 0
+        output = result.stdout + result.stderr
+        assert "services.nginx.traffic.weights: must sum to 100, got 90 (v1=70, v2=20)" in output
+    state_after = sorted((p.name, p.read_bytes()) for p in (tmp_path / ".pulumi-state").rglob("*.json") if p.is_file())
+    assert project.rendered() == rendered_before
+    assert [name for name, _ in state_after] == [name for name, _ in state_before]

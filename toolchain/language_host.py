@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from concurrent import futures
@@ -156,6 +157,8 @@ def main() -> None:
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     print(port, flush=True)
+    # The engine stops its plugins with SIGINT once it is done with them: a normal, quiet exit.
+    signal.signal(signal.SIGINT, lambda *_: server.stop(grace=None))
     server.wait_for_termination()
 
 

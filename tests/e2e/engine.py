@@ -85,10 +85,9 @@ class PulumiProject:
 
     def up(self) -> list[dict[str, Any]]:
         """Run `pulumi up` and return the engine events it logged, in order."""
-        log = self.root / "events.jsonl"
-        log.unlink(missing_ok=True)
-        self.pulumi("up", "--yes", "--skip-preview", "--event-log", str(log))
-        return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+        # With --json, `up` streams the engine's events as one JSON object per line.
+        output = self.pulumi("up", "--yes", "--skip-preview", "--json").stdout
+        return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
 
     def rendered(self) -> dict[str, dict[str, Any]]:
         """The manifests the provider rendered, by ``Kind/name``."""

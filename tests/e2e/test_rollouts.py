@@ -23,7 +23,7 @@ DR, VS, DEPLOY = (
 
 
 def _ops(plan: list[Step]) -> set[tuple[str, str]]:
-    return {(s.op, s.name) for s in plan if not s.type.startswith("pulumi:")}
+    return {(s.op, s.name) for s in plan if s.type != "pulumi:pulumi:Stack"}
 
 
 def _created(*names: str) -> set[tuple[str, str]]:

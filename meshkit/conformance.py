@@ -27,7 +27,7 @@ def istio_schemas() -> dict[tuple[str, str], dict[str, Any]]:
     text = resources.files("meshkit").joinpath(f"schemas/istio-{ISTIO_VERSION}/customresourcedefinitions.gen.yaml")
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     schemas = {}
-    for crd in yaml.load_all(text.read_text(), Loader=loader):  # noqa: S506 (a safe loader)
+    for crd in yaml.load_all(text.read_text(), Loader=loader):
         if not crd:
             continue
         group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]

@@ -417,6 +417,8 @@ class TrafficPolicy(MeshModel):
     mirror: Mirror | None = None
     port: PortNumber | None = None
     """Service port the routes apply to; needed when the service exposes more than one port."""
+    max_step: Weight | None = None
+    """Largest change of any version's weight in one step, against the last deployed state."""
     routes: list[RouteRule] = Field(default_factory=list)
     """Request-content routes, tried in order before the default route."""
 
@@ -451,5 +453,7 @@ class StackConfig(MeshModel):
 
     production: bool = False
     """Marks a production environment: stricter rollout rules apply."""
+    max_step: Weight | None = None
+    """Default ``maxStep`` of every service of the stack."""
     namespaces: dict[DnsLabel, NamespaceSpec] = Field(default_factory=dict)
     services: dict[DnsLabel, ServiceSpec] = Field(default_factory=dict)

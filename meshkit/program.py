@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,8 +20,9 @@ from .components import (
     VersionedServiceArgs,
 )
 from .config import from_engine_config
-from .errors import ConfigError
+from .errors import ConfigError, MeshkitError, Severity
 from .models import ServiceSpec, StackConfig
+from .rollout import check_rollout
 
 
 def engine_config() -> dict[str, Any]:
@@ -72,13 +76,35 @@ def build_mesh(stack: StackConfig, opts: pulumi.ResourceOptions | None = None) -
     return mesh
 
 
-def main() -> None:
+def last_deployed_outputs(stack: str) -> dict[str, Any]:
+    """The outputs of the stack's last deployment (``{}`` before the first), read with the CLI that runs
+    this program, so that the same backend and credentials apply."""
+    result = subprocess.run(
+        ["pulumi", "stack", "output", "--json", "--stack", stack],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise MeshkitError(
+            f"cannot read what stack {stack!r} last deployed, so the rollout checks cannot run: "
+            f"{result.stderr.strip() or result.stdout.strip()}"
+        )
+    outputs: dict[str, Any] = json.loads(result.stdout or "{}")
+    return outputs
+
+
+def main(read_deployed: Callable[[str], Mapping[str, Any]] = last_deployed_outputs) -> None:
+    stack_name = pulumi.get_stack()
     try:
         stack = from_engine_config(engine_config())
-    except ConfigError as err:
+        findings = check_rollout(stack, read_deployed(stack_name))
+        errors = [f for f in findings if f.severity is Severity.ERROR]
+        if errors:
+            raise ConfigError(errors, f"rollout step of stack {stack_name!r}")
+    except MeshkitError as err:
         # RunError: the engine prints the message without a traceback and registers nothing more.
         raise pulumi.RunError(str(err)) from None
-    stack_name = pulumi.get_stack()
+    for warning in findings:
+        pulumi.log.warn(str(warning))
     provider = kubernetes_provider(stack_name)
     build_mesh(stack, pulumi.ResourceOptions(provider=provider))
     pulumi.export("services", {name: service_summary(svc) for name, svc in stack.services.items()})

@@ -72,6 +72,7 @@ def pulumi_mocks(config: dict[str, Any] | None = None) -> Iterator[Callable[[Cal
         mocks.test(fn)()
         return recorder
 
+    run.recorder = recorder  # type: ignore[attr-defined]  # for tests whose program raises
     try:
         yield run
     finally:

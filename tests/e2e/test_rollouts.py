@@ -150,3 +150,21 @@ def test_invalid_config_fails_preview_and_up_and_changes_nothing(tmp_path: Path)
     state_after = sorted((p.name, p.read_bytes()) for p in (tmp_path / ".pulumi-state").rglob("*.json") if p.is_file())
     assert project.rendered() == rendered_before
     assert [name for name, _ in state_after] == [name for name, _ in state_before]
+
+
+def test_retiring_a_version_that_still_has_traffic_is_refused(tmp_path: Path) -> None:
+    project = new_project(tmp_path, "retire")
+    project.use_config("A4")
+    project.up()
+    project.use_config("A6")  # v1 still has 20% in the deployed state
+    for command in (["preview"], ["up", "--yes"]):
+        result = project.pulumi(*command, check=False)
+        assert result.returncode != 0
+        assert (
+            "MK501 services.nginx.versions: version 'v1' leaves while the deployed routes"
+            in result.stdout + result.stderr
+        )
+    assert "Deployment/nginx-v1" in project.rendered()
+    # Make-before-break: first route nothing to v1, then retire it.
+    _step(project, "A5", A_PLANS["A5"])
+    _step(project, "A6", A_PLANS["A6"])

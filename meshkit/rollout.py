@@ -1,0 +1,67 @@
+"""Rollout safety: the new config against the state the stack last deployed (its own stack outputs).
+
+Pulumi orders the steps of one ``up`` by dependencies: a VirtualService waits for the DestinationRule it
+routes through. That is right when a version arrives and wrong when one leaves in the same step as its
+last traffic: the subset would go before the route stops using it. So a version may leave only once the
+deployed state sends it nothing (make-before-break across two steps), which this module enforces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from .errors import Finding
+from .models import StackConfig
+
+
+def _previously_routed(summary: Mapping[str, Any]) -> dict[str, int]:
+    """Version → percent of the default route, plus 100 for any version a request-content route used."""
+    routed = {v: int(w) for v, w in (summary.get("weights") or {}).items() if w}
+    for route in summary.get("routes") or []:
+        for version in [route["to"]] if route.get("to") else list(route.get("weights") or {}):
+            routed.setdefault(version, 100)
+    return routed
+
+
+def _check_service(stack: StackConfig, name: str, previous: Mapping[str, Any]) -> Iterator[Finding]:
+    svc = stack.services[name]
+    obj = f"DestinationRule {name}.{svc.namespace}"
+    for version, weight in sorted(_previously_routed(previous).items()):
+        if version not in svc.versions:
+            yield Finding(
+                f"services.{name}.versions",
+                "MK501",
+                f"version {version!r} leaves while the deployed routes still send it traffic ({weight}%): "
+                "its subset and pods would go before the route stops using them",
+                f"first set {version!r} to 0 (and drop it from routes) and deploy, then remove it",
+                obj=obj,
+            )
+    max_step = svc.traffic.max_step if svc.traffic.max_step is not None else stack.max_step
+    if max_step is None:
+        return
+    before = {v: int(w) for v, w in (previous.get("weights") or {}).items()}
+    for version, weight in svc.default_weights().items():
+        change = abs(weight - before.get(version, 0))
+        if change > max_step:
+            yield Finding(
+                f"services.{name}.traffic.weights.{version}",
+                "MK502",
+                f"moves {version!r} from {before.get(version, 0)}% to {weight}%, a step of {change} "
+                f"over maxStep {max_step}",
+                f"take it in steps of at most {max_step} points, deploying each",
+                obj=f"VirtualService {name}.{svc.namespace}",
+            )
+
+
+def check_rollout(stack: StackConfig, deployed: Mapping[str, Any] | None) -> list[Finding]:
+    """Findings of the step from ``deployed`` (the stack's last outputs; None or {} before the first
+    deployment, when only the config-only checks apply) to ``stack``."""
+    services = (deployed or {}).get("services") or {}
+    findings = [
+        f
+        for name, previous in services.items()
+        if name in stack.services
+        for f in _check_service(stack, name, previous)
+    ]
+    return sorted(findings)

@@ -103,7 +103,7 @@ def test_program_reads_stack_config_and_exports_the_traffic_in_force() -> None:
 def test_invalid_config_registers_nothing() -> None:
     bad = nginx_stack(traffic={"weights": {"v1": 70, "v2": 20}})
     with pulumi_mocks(bad) as run, pytest.raises(pulumi.RunError) as info:
-        recorder = run(lambda: main(read_deployed=lambda stack: {}))
+        run(lambda: main(read_deployed=lambda stack: {}))
     assert "services.nginx.traffic.weights: must sum to 100, got 90 (v1=70, v2=20)" in str(info.value)
     assert "nothing was deployed" in str(info.value)
     assert run.recorder.registrations == []

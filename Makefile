@@ -9,7 +9,7 @@ export PULUMI_CONFIG_PASSPHRASE ?=
 export PULUMI_SKIP_UPDATE_CHECK := 1
 export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION := true
 
-.PHONY: bootstrap up preview destroy check render test lint
+.PHONY: bootstrap stack up preview destroy test lint
 bootstrap:
 	@toolchain/bootstrap.sh
 

@@ -12,6 +12,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pulumi.runtime import config as runtime_config
 
+from .analysis import errors_only
 from .components import (
     InjectedNamespace,
     TrafficSplit,
@@ -20,7 +21,7 @@ from .components import (
     VersionedServiceArgs,
 )
 from .config import from_engine_config
-from .errors import ConfigError, MeshkitError, Severity
+from .errors import ConfigError, MeshkitError
 from .models import ServiceSpec, StackConfig
 from .rollout import check_rollout
 
@@ -97,7 +98,7 @@ def main(read_deployed: Callable[[str], Mapping[str, Any]] = last_deployed_outpu
     try:
         stack = from_engine_config(engine_config())
         findings = check_rollout(stack, read_deployed(stack_name))
-        errors = [f for f in findings if f.severity is Severity.ERROR]
+        errors = errors_only(findings)
         if errors:
             raise ConfigError(errors, f"rollout step of stack {stack_name!r}")
     except MeshkitError as err:

@@ -254,30 +254,26 @@ def http_rules(service: str, svc: ServiceSpec) -> list[Manifest]:
         same = next((f for f in scoped if match is not None and f.match == match), None)
         return same or unscoped
 
-    route_matches = [r.match for r in traffic.routes]
-    rules = [
-        _http_rule(
+    default_weights = svc.default_weights()
+
+    def where_default_goes(fault: FaultRule | None, match: RequestMatch | None = None) -> Manifest:
+        """A rule sending its requests where the default route does (the default route itself, when
+        ``match`` is None), with the default route's timeout and retries."""
+        return _http_rule(
             service,
             svc,
-            weights=svc.default_weights(),
-            name=f.name,
-            match=f.match,
-            fault=f,
+            weights=default_weights,
+            name=fault.name if match is not None and fault is not None else None,
+            match=match,
+            fault=fault,
             timeout=traffic.timeout,
             retries=traffic.retries,
         )
-        for f in scoped
-        if f.match not in route_matches
-    ]
+
+    route_matches = [r.match for r in traffic.routes]
+    rules = [where_default_goes(f, f.match) for f in scoped if f.match not in route_matches]
     rules += [_route_rule(service, svc, route, fault_for(route.match)) for route in traffic.routes]
-    default = _http_rule(
-        service,
-        svc,
-        weights=svc.default_weights(),
-        fault=unscoped,
-        timeout=traffic.timeout,
-        retries=traffic.retries,
-    )
+    default = where_default_goes(unscoped)
     if traffic.mirror is not None:
         default["mirror"] = {"host": service, "subset": traffic.mirror.version}
         default["mirrorPercentage"] = {"value": float(traffic.mirror.percentage)}

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from ..scenario_data import REPO, SCENARIOS
 
 VENV_BIN = REPO / ".venv" / "bin"
@@ -91,8 +93,6 @@ class PulumiProject:
 
     def rendered(self) -> dict[str, dict[str, Any]]:
         """The manifests the provider rendered, by ``Kind/name``."""
-        import yaml
-
         found = {}
         for path in sorted((self.root / "rendered" / self.stack).rglob("*.yaml")):
             for doc in yaml.safe_load_all(path.read_text()):

@@ -22,7 +22,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from .errors import ConfigError, Finding, Severity
-from .models import RequestMatch, ServiceSpec, StackConfig
+from .models import FaultRule, RequestMatch, ServiceSpec, StackConfig, duration_seconds
 
 # --- pydantic errors → findings ---------------------------------------------------------------------
 
@@ -249,9 +249,82 @@ def _check_rule_order(name: str, svc: ServiceSpec) -> Iterator[Finding]:
             first_with.setdefault(key, i)
 
 
+def _check_calls(stack: StackConfig) -> Iterator[Finding]:
+    for name, svc in stack.services.items():
+        for callee in svc.calls:
+            if callee not in stack.services:
+                yield Finding(
+                    f"services.{name}.calls.{callee}",
+                    "MK104",
+                    f"calls service {callee!r}, which the stack does not declare",
+                    f"declare it under services, or use one of: {', '.join(stack.services)}",
+                )
+
+
+def _rule_timeout(svc: ServiceSpec, fault: FaultRule) -> str | None:
+    """The route timeout of the VirtualService rule that carries ``fault`` (see render.http_rules)."""
+    route = next((r for r in svc.traffic.routes if fault.match is not None and r.match == fault.match), None)
+    return (route.timeout if route else None) or svc.traffic.timeout
+
+
+def _callers(stack: StackConfig, service: str) -> Iterator[tuple[str, str, float]]:
+    """Every (caller, callee, budget seconds) on a call path that ends at ``service``, nearest first."""
+    seen = {service}
+    frontier = [service]
+    while frontier:
+        callee = frontier.pop(0)
+        for name, svc in stack.services.items():
+            if callee in svc.calls:
+                yield name, callee, svc.calls[callee].seconds()
+                if name not in seen:
+                    seen.add(name)
+                    frontier.append(name)
+
+
+def _check_fault_budgets(stack: StackConfig) -> Iterator[Finding]:
+    """A delay at least as long as a caller's timeout budget turns into an error page upstream (MK503).
+
+    Bookinfo's B3 lesson: 7s on ratings is within reviews' 10s, but productpage gives reviews 3s plus
+    one retry, so the page fails. A warning, since testing that failure may be the point.
+    """
+    for name, svc in stack.services.items():
+        for i, fault in enumerate(svc.faults):
+            if fault.delay is None or fault.delay.percentage == 0:
+                continue
+            delay = fault.delay.fixed_delay
+            seconds = duration_seconds(delay)
+            path = f"services.{name}.faults[{i}].delay.fixedDelay"
+            timeout = _rule_timeout(svc, fault)
+            if timeout is not None and seconds >= duration_seconds(timeout):
+                yield Finding(
+                    path,
+                    "MK503",
+                    f"delay {delay} is not shorter than the route's own timeout {timeout}: "
+                    "every delayed request times out",
+                    "shorten the delay or lengthen the timeout, unless the timeout is what you are testing",
+                    Severity.WARNING,
+                    _vs(name, svc),
+                )
+            for caller, callee, budget in _callers(stack, name):
+                if seconds >= budget:
+                    call = stack.services[caller].calls[callee]
+                    yield Finding(
+                        path,
+                        "MK503",
+                        f"delay {delay} exceeds what {caller} waits for {callee} "
+                        f"({call.timeout} × (1 + {call.retries} retries) = {budget:g}s): the call fails upstream",
+                        f"keep the delay under {budget:g}s, or raise services.{caller}.calls.{callee}, "
+                        "unless that failure is what you are testing",
+                        Severity.WARNING,
+                        _vs(name, svc),
+                    )
+
+
 def check_stack(stack: StackConfig) -> list[Finding]:
     """Every cross-object finding of a validated stack config, errors and warnings, sorted by path."""
     findings = [f for name, svc in stack.services.items() for f in _check_service(stack, name, svc)]
+    findings += _check_calls(stack)
+    findings += _check_fault_budgets(stack)
     return sorted(findings)
 
 

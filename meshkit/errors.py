@@ -40,10 +40,12 @@ class MeshkitError(Exception):
 class ConfigError(MeshkitError):
     """A stack config that must not be deployed; lists every problem found, not just the first."""
 
-    def __init__(self, findings: list[Finding], source: str = "stack config") -> None:
+    def __init__(
+        self, findings: list[Finding], source: str = "stack config", outcome: str = "nothing was deployed"
+    ) -> None:
         self.findings = sorted(findings)
         self.source = source
-        lines = [f"{source}: {len(self.findings)} problem(s), nothing was deployed:"]
+        lines = [f"{source}: {len(self.findings)} problem(s), {outcome}:"]
         lines += [f"  {f}" for f in self.findings]
         super().__init__("\n".join(lines))
 

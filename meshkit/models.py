@@ -10,6 +10,7 @@ route naming a version that is not declared) live in :mod:`meshkit.analysis`.
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Annotated, Literal
 
@@ -421,6 +422,31 @@ class TrafficPolicy(MeshModel):
     """Largest change of any version's weight in one step, against the last deployed state."""
     routes: list[RouteRule] = Field(default_factory=list)
     """Request-content routes, tried in order before the default route."""
+    steps: list[Weight] = Field(default_factory=list)
+    """The canary's weights, step by step, for ``meshkit step --promote`` (e.g. ``[10, 30, 50, 100]``)."""
+
+    @field_validator("steps")
+    @classmethod
+    def _increasing_to_100(cls, steps: list[int]) -> list[int]:
+        if steps and (steps[-1] != 100 or any(a >= b for a, b in itertools.pairwise(steps))):
+            raise invalid(
+                "MK309",
+                f"steps {steps} must increase and end at 100",
+                "list the canary's weights in increasing order, e.g. [10, 30, 50, 100]",
+            )
+        return steps
+
+
+class CallBudget(MeshModel):
+    """How long a service's own client code waits on a call to another service, which Istio cannot see
+    (Bookinfo's productpage gives reviews 3s and one retry)."""
+
+    timeout: Duration
+    retries: int = Field(default=0, ge=0, le=100)
+
+    def seconds(self) -> float:
+        """The whole budget: timeout × (1 + retries)."""
+        return duration_seconds(self.timeout) * (1 + self.retries)
 
 
 class ServiceSpec(MeshModel):
@@ -431,6 +457,9 @@ class ServiceSpec(MeshModel):
     versions: dict[DnsLabel, VersionSpec] = Field(min_length=1)
     traffic: TrafficPolicy = Field(default_factory=TrafficPolicy)
     faults: list[FaultRule] = Field(default_factory=list)
+    calls: dict[DnsLabel, CallBudget] = Field(default_factory=dict)
+    """Services this one calls, with its client's timeout budget; a fault delay downstream that exceeds
+    the budget is reported (MK503)."""
 
     def default_weights(self) -> dict[str, int]:
         """Percent per declared version for the default route (a lone version takes all traffic)."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,7 +10,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pulumi.runtime import config as runtime_config
 
-from .analysis import errors_only
+from .analysis import check_stack, errors_only
 from .components import (
     InjectedNamespace,
     TrafficSplit,
@@ -22,8 +20,9 @@ from .components import (
 )
 from .config import from_engine_config
 from .errors import ConfigError, MeshkitError
-from .models import ServiceSpec, StackConfig
-from .rollout import check_rollout
+from .models import StackConfig
+from .rollout import check_rollout, stack_summary
+from .sources import last_deployed_outputs
 
 
 def engine_config() -> dict[str, Any]:
@@ -43,17 +42,6 @@ def kubernetes_provider(stack: str) -> k8s.Provider:
     if context or kubeconfig:
         return k8s.Provider("k8s", context=context, kubeconfig=kubeconfig)
     return k8s.Provider("k8s", render_yaml_to_directory=render_directory(stack))
-
-
-def service_summary(svc: ServiceSpec) -> dict[str, Any]:
-    """What a stack output reports per service: the versions, weights, routes and faults in force."""
-    return {
-        "namespace": svc.namespace,
-        "versions": {v: {"image": s.image, "replicas": s.replicas} for v, s in svc.versions.items()},
-        "weights": svc.default_weights(),
-        "routes": [r.model_dump(by_alias=True, exclude_none=True, exclude_defaults=True) for r in svc.traffic.routes],
-        "faults": [f.model_dump(by_alias=True, exclude_none=True, exclude_defaults=True) for f in svc.faults],
-    }
 
 
 @dataclass
@@ -77,27 +65,12 @@ def build_mesh(stack: StackConfig, opts: pulumi.ResourceOptions | None = None) -
     return mesh
 
 
-def last_deployed_outputs(stack: str) -> dict[str, Any]:
-    """The outputs of the stack's last deployment (``{}`` before the first), read with the CLI that runs
-    this program, so that the same backend and credentials apply."""
-    result = subprocess.run(
-        ["pulumi", "stack", "output", "--json", "--stack", stack],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    if result.returncode != 0:
-        raise MeshkitError(
-            f"cannot read what stack {stack!r} last deployed, so the rollout checks cannot run: "
-            f"{result.stderr.strip() or result.stdout.strip()}"
-        )
-    outputs: dict[str, Any] = json.loads(result.stdout or "{}")
-    return outputs
-
-
 def main(read_deployed: Callable[[str], Mapping[str, Any]] = last_deployed_outputs) -> None:
     stack_name = pulumi.get_stack()
     try:
         stack = from_engine_config(engine_config())
-        findings = check_rollout(stack, read_deployed(stack_name))
+        # Config errors raised above; its warnings and the rollout findings are gathered here.
+        findings = check_stack(stack) + check_rollout(stack, read_deployed(stack_name))
         errors = errors_only(findings)
         if errors:
             raise ConfigError(errors, f"rollout step of stack {stack_name!r}")
@@ -108,5 +81,5 @@ def main(read_deployed: Callable[[str], Mapping[str, Any]] = last_deployed_outpu
         pulumi.log.warn(str(warning))
     provider = kubernetes_provider(stack_name)
     build_mesh(stack, pulumi.ResourceOptions(provider=provider))
-    pulumi.export("services", {name: service_summary(svc) for name, svc in stack.services.items()})
-    pulumi.export("production", stack.production)
+    for key, value in stack_summary(stack).items():
+        pulumi.export(key, value)

@@ -12,7 +12,38 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from .errors import Finding
-from .models import StackConfig
+from .models import ServiceSpec, StackConfig
+
+
+def service_summary(svc: ServiceSpec) -> dict[str, Any]:
+    """What a stack output reports per service: the versions, weights, routes and faults in force.
+
+    The rollout checks and ``meshkit plan`` compare these, whether they come from the last deployment
+    (the stack's outputs) or from another revision of the stack file.
+    """
+
+    def dump(model: Any) -> Any:
+        return model.model_dump(by_alias=True, exclude_none=True, exclude_defaults=True) if model else None
+
+    summary = {
+        "namespace": svc.namespace,
+        "versions": {v: {"image": s.image, "replicas": s.replicas} for v, s in svc.versions.items()},
+        "weights": svc.default_weights(),
+        "routes": [dump(r) for r in svc.traffic.routes],
+        "faults": [dump(f) for f in svc.faults],
+        "timeout": svc.traffic.timeout,
+        "retries": dump(svc.traffic.retries),
+        "mirror": dump(svc.traffic.mirror),
+    }
+    return {key: value for key, value in summary.items() if value is not None}
+
+
+def stack_summary(stack: StackConfig) -> dict[str, Any]:
+    """The stack outputs of a deployment of ``stack`` (``pulumi stack output --json`` reads them back)."""
+    return {
+        "services": {name: service_summary(svc) for name, svc in stack.services.items()},
+        "production": stack.production,
+    }
 
 
 def _previously_routed(summary: Mapping[str, Any]) -> dict[str, int]:

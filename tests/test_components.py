@@ -107,3 +107,13 @@ def test_invalid_config_registers_nothing() -> None:
     assert "services.nginx.traffic.weights: must sum to 100, got 90 (v1=70, v2=20)" in str(info.value)
     assert "nothing was deployed" in str(info.value)
     assert run.recorder.registrations == []
+
+
+def test_warnings_go_to_the_pulumi_log_and_do_not_stop_the_program(monkeypatch: pytest.MonkeyPatch) -> None:
+    warnings: list[str] = []
+    monkeypatch.setattr(pulumi.log, "warn", lambda message, *args, **kwargs: warnings.append(message))
+    with pulumi_mocks(scenario_raw("B3")) as run:
+        recorder = run(lambda: main(read_deployed=lambda stack: {}))
+    (warning,) = warnings
+    assert warning.startswith("warning MK503 services.ratings.faults[0].delay.fixedDelay: delay 7s exceeds")
+    assert recorder.by_name("ratings-virtualservice")

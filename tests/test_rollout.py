@@ -8,8 +8,8 @@ import pulumi
 import pytest
 
 from meshkit.analysis import validate_stack
-from meshkit.program import main, service_summary
-from meshkit.rollout import check_rollout
+from meshkit.program import main
+from meshkit.rollout import check_rollout, stack_summary
 
 from .pulumi_mocks import pulumi_mocks
 from .scenario_data import nginx_stack, scenario, scenario_raw
@@ -17,8 +17,7 @@ from .scenario_data import nginx_stack, scenario, scenario_raw
 
 def _deployed(step: str) -> dict[str, Any]:
     """The outputs a stack has after deploying a scenario step."""
-    stack = scenario(step)
-    return {"services": {name: service_summary(svc) for name, svc in stack.services.items()}}
+    return stack_summary(scenario(step))
 
 
 def test_first_deployment_has_no_rollout_findings() -> None:

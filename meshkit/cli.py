@@ -1,0 +1,341 @@
+"""The ``meshkit`` command line: check, plan, step, render and graph a stack without the Pulumi engine.
+
+Exit codes, the same for every command: 0 when the stack is fine (warnings allowed), 1 when meshkit
+refuses it (config errors, an unsafe step), 2 for a usage error. Each command is a thin layer over a pure
+module: :mod:`meshkit.analysis`/:mod:`meshkit.rollout` (check), :mod:`meshkit.plan`, :mod:`meshkit.edit`
+(step), :mod:`meshkit.render` and :mod:`meshkit.graph`.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from . import edit
+from .analysis import check_stack, errors_only
+from .config import load_stack_file, parse_stack_file_text
+from .errors import ConfigError, Finding, MeshkitError, Severity
+from .graph import to_dot, to_mermaid
+from .models import ServiceSpec
+from .plan import Change, plan_changes
+from .render import Manifest, manifests_to_yaml, render_stack
+from .rollout import check_rollout, stack_summary
+from .sources import (
+    last_deployed_outputs,
+    merge_base,
+    read_outputs_file,
+    resolve_stack,
+    text_at_revision,
+)
+
+app = typer.Typer(
+    help="Istio rollouts as code: check, plan, step, render and graph the stacks in stacks/Pulumi.<stack>.yaml.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+# Piped output (CI logs, PR comments) gets wide tables instead of wrapped cells.
+_WIDTH = None if sys.stdout.isatty() else 200
+out = Console(highlight=False, soft_wrap=True, width=_WIDTH)
+err = Console(stderr=True, highlight=False, soft_wrap=True, width=_WIDTH)
+
+REFUSED = 1
+StackArg = Annotated[str, typer.Argument(help="Stack name (dev → stacks/Pulumi.dev.yaml) or a stack file path.")]
+
+
+def _fail(error: MeshkitError) -> typer.Exit:
+    err.print(str(error), markup=False)
+    return typer.Exit(REFUSED)
+
+
+def _run(action: Callable[[], int | None]) -> None:
+    """Run a command body; meshkit's own errors become a message on stderr and exit code 1."""
+    try:
+        code = action()
+    except MeshkitError as error:
+        raise _fail(error) from None
+    if code:
+        raise typer.Exit(code)
+
+
+# --- check -------------------------------------------------------------------------------------------
+
+
+@app.command()
+def check(
+    stack: StackArg,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the findings as JSON.")] = False,
+    strict: Annotated[bool, typer.Option(help="Exit 1 on warnings too.")] = False,
+    deployed: Annotated[
+        Path | None,
+        typer.Option(help="Stack outputs (`pulumi stack output --json > FILE`) to run the rollout checks against."),
+    ] = None,
+) -> None:
+    """Run every check `pulumi preview` runs, offline: exit 0 if deployable, 1 if refused."""
+    name, path = resolve_stack(stack)
+
+    def body() -> int:
+        try:
+            config = load_stack_file(path)
+            findings = check_stack(config)
+            if deployed is not None:
+                findings += check_rollout(config, read_outputs_file(deployed))
+        except ConfigError as error:
+            findings = error.findings
+        errors = len(errors_only(findings))
+        warnings = len(findings) - errors
+        if as_json:
+            report = {
+                "stack": name,
+                "file": str(path),
+                "errors": errors,
+                "warnings": warnings,
+                "findings": [
+                    {"severity": f.severity.value, "code": f.code, "path": f.path, "object": f.obj,
+                     "message": f.message, "fix": f.fix}
+                    for f in sorted(findings)
+                ],
+            }  # fmt: skip
+            out.print_json(json.dumps(report))
+        else:
+            for finding in sorted(findings):
+                out.print(str(finding), markup=False)
+            out.print(f"{path}: {errors} error(s), {warnings} warning(s)", markup=False)
+        return REFUSED if errors or (strict and warnings) else 0
+
+    _run(body)
+
+
+# --- plan --------------------------------------------------------------------------------------------
+
+
+class PlanFormat(StrEnum):
+    TEXT = "text"
+    MARKDOWN = "markdown"
+
+
+def _base_summary(path: Path, base: str | None, base_file: Path | None, stack: str) -> tuple[str, dict[str, Any]]:
+    """The plan's starting point and a label for it."""
+    if base_file is not None:
+        return f"outputs in {base_file}", read_outputs_file(base_file)
+    if base == "deployed":
+        return f"last deployment of {stack}", last_deployed_outputs(stack)
+    ref = base or merge_base(path)
+    text = text_at_revision(path, ref)
+    if text is None:
+        return f"{ref[:12]} (no stack file there)", {"services": {}}
+    return ref[:12], stack_summary(parse_stack_file_text(text, f"{path} at {ref[:12]}"))
+
+
+def _changes_table(changes: list[Change]) -> Table:
+    table = Table("Service", "Change", "Before", "", "After", box=None, pad_edge=False)
+    for change in changes:
+        table.add_row(change.service, change.aspect, change.before or "(none)", "→", change.after or "(none)")
+    return table
+
+
+def plan_markdown(stack: str, base_label: str, changes: list[Change], findings: list[Finding],
+                  before: dict[str, Any], after: dict[str, Any]) -> str:  # fmt: skip
+    """A pull-request comment: the changes, what meshkit would refuse, the traffic before and after."""
+    lines = [f"### meshkit plan: stack `{stack}` against {base_label}", ""]
+    if changes:
+        lines += ["| Service | Change | Before | After |", "|---|---|---|---|"]
+        cells = [(c.service, c.aspect, c.before or "—", c.after or "—") for c in changes]
+        lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in cells]
+    else:
+        lines.append("No traffic changes.")
+    errors = errors_only(findings)
+    if findings:
+        lines += ["", "**Refused: `pulumi up` would stop.**" if errors else "**Warnings**", ""]
+        lines += [f"- {'⛔' if f.severity is Severity.ERROR else '⚠️'} `{f.code}` `{f.path}`: {f.message}. "
+                  f"Fix: {f.fix}" for f in findings]  # fmt: skip
+    for title, summary in (("before", before), ("after", after)):
+        lines += ["", f"<details{' open' if title == 'after' else ''}><summary>Traffic {title}</summary>", ""]
+        lines += ["```mermaid", to_mermaid(summary).rstrip(), "```", "", "</details>"]
+    return "\n".join(lines) + "\n"
+
+
+@app.command()
+def plan(
+    stack: StackArg,
+    base: Annotated[
+        str | None,
+        typer.Option(help="Git revision to compare with (default: the merge base with main), or `deployed`."),
+    ] = None,
+    base_file: Annotated[
+        Path | None, typer.Option(help="Compare with saved stack outputs (`pulumi stack output --json > FILE`).")
+    ] = None,
+    output_format: Annotated[PlanFormat, typer.Option("--format", help="text, or markdown for a PR comment.")] = (
+        PlanFormat.TEXT
+    ),
+) -> None:
+    """Show what traffic a stack change moves, per service, and what meshkit would refuse."""
+    name, path = resolve_stack(stack)
+
+    def body() -> int:
+        base_label, before = _base_summary(path, base, base_file, name)
+        config = load_stack_file(path)
+        after = stack_summary(config)
+        changes = plan_changes(before, after)
+        findings = sorted(check_stack(config) + check_rollout(config, before))
+        if output_format is PlanFormat.MARKDOWN:
+            out.print(plan_markdown(name, base_label, changes, findings, before, after), markup=False, end="")
+        else:
+            out.print(f"Plan for stack {name} ({path}) against {base_label}:", markup=False)
+            out.print(_changes_table(changes) if changes else "  no traffic changes", markup=False)
+            for finding in findings:
+                out.print(str(finding), markup=False)
+        return REFUSED if errors_only(findings) else 0
+
+    _run(body)
+
+
+# --- step --------------------------------------------------------------------------------------------
+
+
+def _parse_assignment(text: str) -> tuple[str, int]:
+    version, sep, weight = text.partition("=")
+    if not sep or not weight.strip().lstrip("-").isdigit():
+        raise typer.BadParameter(f"{text!r} is not VERSION=WEIGHT (e.g. v2=30)")
+    return version.strip(), int(weight)
+
+
+@app.command()
+def step(
+    stack: StackArg,
+    service: Annotated[str, typer.Argument(help="The service to step.")],
+    weights: Annotated[list[str] | None, typer.Argument(help="New weights as VERSION=WEIGHT, e.g. v2=80.")] = None,
+    promote: Annotated[bool, typer.Option(help="Move the newest version to its next traffic.steps value.")] = False,
+    take_over: Annotated[str | None, typer.Option(help="Send all traffic to this version.")] = None,
+    retire: Annotated[str | None, typer.Option(help="Remove this version (it must take no traffic).")] = None,
+) -> None:
+    """Edit the stack file for the next rollout step, keeping its comments and layout; refuse unsafe steps."""
+    modes = [bool(weights), promote, take_over is not None, retire is not None]
+    if sum(modes) != 1:
+        raise typer.BadParameter("give exactly one of VERSION=WEIGHT..., --promote, --take-over, --retire")
+    assignments = dict(_parse_assignment(a) for a in weights or [])
+    _, path = resolve_stack(stack)
+
+    def body() -> int:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise MeshkitError(f"{path}: stack file not found") from None
+        source = str(path)
+        if retire is not None:
+            new_text = edit.retire_version(text, source, service, retire)
+        else:
+            compute: Callable[[ServiceSpec], dict[str, int]]
+            if promote:
+                compute = lambda svc: edit.promote(svc, service)  # noqa: E731
+            elif take_over is not None:
+                compute = lambda svc: edit.take_over(svc, service, take_over)  # noqa: E731
+            else:
+                compute = lambda svc: edit.assign_weights(svc, service, assignments)  # noqa: E731
+            new_text = edit.step_weights(text, source, service, compute)
+        changes = plan_changes(
+            stack_summary(parse_stack_file_text(text, source)), stack_summary(parse_stack_file_text(new_text, source))
+        )
+        path.write_text(new_text, encoding="utf-8")
+        out.print(f"{path}: step written; review it with `meshkit plan`, then `pulumi up`", markup=False)
+        out.print(_changes_table(changes) if changes else "  no change", markup=False)
+        return 0
+
+    _run(body)
+
+
+# --- render ------------------------------------------------------------------------------------------
+
+
+def manifest_file_name(manifest: Manifest) -> str:
+    meta = manifest["metadata"]
+    return f"{manifest['kind'].lower()}-{meta.get('namespace', 'cluster')}-{meta['name']}.yaml"
+
+
+@app.command()
+def render(
+    stack: StackArg,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write one file per object here.")] = None,
+) -> None:
+    """Print every manifest of the stack as YAML, exactly what the program registers, without the engine."""
+    _, path = resolve_stack(stack)
+
+    def body() -> int:
+        manifests = render_stack(load_stack_file(path))
+        if output is None:
+            sys.stdout.write(manifests_to_yaml(manifests))
+            return 0
+        output.mkdir(parents=True, exist_ok=True)
+        for manifest in manifests:
+            (output / manifest_file_name(manifest)).write_text(manifests_to_yaml([manifest]), encoding="utf-8")
+        out.print(f"{len(manifests)} manifests written to {output}", markup=False)
+        return 0
+
+    _run(body)
+
+
+# --- graph -------------------------------------------------------------------------------------------
+
+
+class GraphFormat(StrEnum):
+    MERMAID = "mermaid"
+    DOT = "dot"
+    SVG = "svg"
+    PNG = "png"
+
+
+def graphviz(dot_text: str, image_format: str) -> bytes:
+    dot = shutil.which("dot")
+    if dot is None:
+        raise MeshkitError(
+            f"--format {image_format} needs Graphviz's `dot` on PATH (Debian: apt-get install graphviz); "
+            "--format mermaid and --format dot need nothing"
+        )
+    result = subprocess.run([dot, f"-T{image_format}"], input=dot_text.encode(), capture_output=True, check=False)
+    if result.returncode != 0:
+        raise MeshkitError(f"dot failed: {result.stderr.decode(errors='replace').strip()}")
+    return result.stdout
+
+
+@app.command()
+def graph(
+    stack: StackArg,
+    output_format: Annotated[GraphFormat, typer.Option("--format", help="mermaid, dot, svg or png.")] = (
+        GraphFormat.MERMAID
+    ),
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to this file instead of stdout.")] = None,
+) -> None:
+    """Picture the stack's traffic: services, versions, weights, header routes and faults as labelled edges."""
+    _, path = resolve_stack(stack)
+
+    def body() -> int:
+        summary = stack_summary(load_stack_file(path))
+        data: bytes
+        if output_format is GraphFormat.MERMAID:
+            data = to_mermaid(summary).encode()
+        elif output_format is GraphFormat.DOT:
+            data = to_dot(summary).encode()
+        else:
+            data = graphviz(to_dot(summary), output_format.value)
+        if output is not None:
+            output.write_bytes(data)
+        else:
+            sys.stdout.buffer.write(data)
+            sys.stdout.flush()
+        return 0
+
+    _run(body)
+
+
+def main() -> None:
+    app()

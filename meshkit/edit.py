@@ -1,0 +1,168 @@
+"""``meshkit step``: the next rollout step as an edit of the stack file, comments and layout kept.
+
+Computing the new weights is pure (:func:`assign_weights`, :func:`promote`, :func:`take_over`); the edit
+goes through ruamel.yaml's round-trip mode so that a reviewer's diff shows the changed values and
+nothing else. Whether the step is safe is decided by the same checks ``pulumi up`` runs, with the file's
+current content standing in for the deployed state (:func:`step_stack_file`).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Mapping
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap
+
+from .analysis import errors_only
+from .config import PROJECT, parse_stack_file_text
+from .errors import ConfigError, MeshkitError
+from .models import ServiceSpec, StackConfig
+from .rollout import check_rollout, stack_summary
+
+
+class StepError(MeshkitError):
+    """A requested step that cannot be written: the reason says what to do instead."""
+
+
+# --- the new weights --------------------------------------------------------------------------------
+
+
+def _check_versions(svc: ServiceSpec, service: str, versions: list[str]) -> None:
+    unknown = [v for v in versions if v not in svc.versions]
+    if unknown:
+        raise StepError(
+            f"service {service!r} has no version {', '.join(map(repr, unknown))}; declared: {', '.join(svc.versions)}"
+        )
+
+
+def assign_weights(svc: ServiceSpec, service: str, assignments: Mapping[str, int]) -> dict[str, int]:
+    """Set some versions' weights; the remainder goes to the one other version that had traffic (or the
+    one other version there is), so ``v2=80`` on a v1/v2 split means v1 gets 20."""
+    _check_versions(svc, service, list(assignments))
+    bad = {v: w for v, w in assignments.items() if not 0 <= w <= 100}
+    if bad:
+        raise StepError(f"weights must be between 0 and 100, got {bad}")
+    weights = {**svc.default_weights(), **assignments}
+    if sum(weights.values()) != 100:
+        others = [v for v in svc.versions if v not in assignments]
+        live = [v for v in others if weights[v] > 0]
+        taker = live[0] if len(live) == 1 else others[0] if len(others) == 1 else None
+        remainder = 100 - sum(w for v, w in weights.items() if v != taker)
+        if taker is None or remainder < 0:
+            shown = ", ".join(f"{v}={w}" for v, w in weights.items())
+            raise StepError(
+                f"the weights of {service!r} would be {shown}, which does not sum to 100; "
+                "give the weight of each version with traffic, e.g. "
+                + " ".join(f"{v}={w}" for v, w in svc.default_weights().items())
+            )
+        weights[taker] = remainder
+    return weights
+
+
+def promote(svc: ServiceSpec, service: str) -> dict[str, int]:
+    """The next of the service's ``traffic.steps`` for its newest version (the canary)."""
+    steps = svc.traffic.steps
+    if not steps:
+        raise StepError(
+            f"service {service!r} has no step list to promote along; "
+            f"add services.{service}.traffic.steps, e.g. [10, 30, 50, 100], or give the weights"
+        )
+    canary = list(svc.versions)[-1]
+    current = svc.default_weights()[canary]
+    following = [s for s in steps if s > current]
+    if not following:
+        raise StepError(
+            f"{canary!r}, the newest version of {service!r}, already takes {current}%: the last step; "
+            "retire the old versions with --retire"
+        )
+    return assign_weights(svc, service, {canary: following[0]})
+
+
+def take_over(svc: ServiceSpec, service: str, version: str) -> dict[str, int]:
+    """All traffic to ``version``, every other version at 0 (still deployed, ready to roll back)."""
+    _check_versions(svc, service, [version])
+    return {v: 100 if v == version else 0 for v in svc.versions}
+
+
+# --- the comment-preserving edit --------------------------------------------------------------------
+
+
+def _yaml() -> YAML:
+    yaml = YAML()  # round-trip: comments, key order, quotes and flow style survive
+    yaml.preserve_quotes = True
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    yaml.width = 4096
+    return yaml
+
+
+def edit_services(text: str, edit: Callable[[CommentedMap], None]) -> str:
+    """Apply ``edit`` to the ``meshkit:services`` mapping of a stack file's text."""
+    yaml = _yaml()
+    document = yaml.load(text)
+    edit(document["config"][f"{PROJECT}:services"])
+    out = io.StringIO()
+    yaml.dump(document, out)
+    return out.getvalue()
+
+
+def write_weights(services: CommentedMap, service: str, weights: Mapping[str, int]) -> None:
+    """Update weights in place, keeping the existing keys' order; add a version only when it gets traffic."""
+    node = services[service]
+    if "traffic" not in node:
+        node["traffic"] = CommentedMap()
+    if "weights" not in node["traffic"]:
+        node["traffic"].insert(0, "weights", CommentedMap())
+    current = node["traffic"]["weights"]
+    for version, weight in weights.items():
+        if version in current or weight:
+            current[version] = weight
+
+
+def drop_version(services: CommentedMap, service: str, version: str) -> None:
+    node = services[service]
+    del node["versions"][version]
+    weights = node.get("traffic", {}).get("weights")
+    if weights is not None and version in weights:
+        del weights[version]
+
+
+# --- the whole step ----------------------------------------------------------------------------------
+
+
+def _service(text: str, source: str, service: str) -> tuple[StackConfig, ServiceSpec]:
+    stack = parse_stack_file_text(text, source)
+    if service not in stack.services:
+        raise StepError(f"{source}: no service {service!r}; declared: {', '.join(stack.services)}")
+    return stack, stack.services[service]
+
+
+def _checked(before: StackConfig, new_text: str, source: str) -> str:
+    """``new_text`` if it passes every check ``pulumi up`` runs, with the current file standing in for
+    the deployed state; so a step the engine would refuse is never written."""
+    after = parse_stack_file_text(new_text, source)
+    refused = errors_only(check_rollout(after, stack_summary(before)))
+    if refused:
+        raise ConfigError(refused, source, outcome="the step was not written")
+    return new_text
+
+
+def step_weights(text: str, source: str, service: str, compute: Callable[[ServiceSpec], dict[str, int]]) -> str:
+    """The stack file's text with the service's weights set to ``compute(its current spec)``."""
+    before, svc = _service(text, source, service)
+    weights = compute(svc)
+    return _checked(before, edit_services(text, lambda services: write_weights(services, service, weights)), source)
+
+
+def retire_version(text: str, source: str, service: str, version: str) -> str:
+    """The stack file's text without ``version``: refused while any route still sends it traffic."""
+    before, svc = _service(text, source, service)
+    _check_versions(svc, service, [version])
+    if version in svc.routed_versions():
+        share = svc.default_weights().get(version, 0)
+        raise StepError(
+            f"{version!r} of {service!r} still takes traffic ({share}% by default"
+            f"{', and routes or a mirror use it' if share == 0 else ''}): move it away first "
+            "(--take-over another version, or set its weight to 0), deploy that step, then retire it"
+        )
+    return _checked(before, edit_services(text, lambda services: drop_version(services, service, version)), source)

@@ -1,0 +1,163 @@
+"""What a rollout step changes, service by service, for a reviewer: ``meshkit plan``.
+
+Both sides of a plan are stack summaries (:func:`meshkit.rollout.stack_summary`): the base comes from
+another revision of the stack file or from the outputs of the last deployment, which have that same shape,
+so one comparison serves both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+Summary = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Change:
+    """One reviewable difference: ``nginx  weight v2  30 → 80``. An empty side means added or removed."""
+
+    service: str
+    aspect: str
+    before: str
+    after: str
+
+    @property
+    def arrow(self) -> str:
+        return f"{self.before or '(none)'} → {self.after or '(none)'}"
+
+
+# --- describing summary entries ---------------------------------------------------------------------
+
+
+def describe_string_match(name: str, match: Mapping[str, str]) -> str:
+    if "exact" in match:
+        return f"{name}={match['exact']}"
+    if "prefix" in match:
+        return f"{name}^={match['prefix']}"
+    return f"{name}~{match['regex']}"
+
+
+def describe_match(match: Mapping[str, Any] | None) -> str:
+    """``end-user=jason``, ``cookie user=jason``, ``uri^=/api``; ``all requests`` without a match."""
+    if not match:
+        return "all requests"
+    parts = [describe_string_match(name, m) for name, m in sorted((match.get("headers") or {}).items())]
+    parts += [f"cookie {name}={value}" for name, value in (match.get("cookie") or {}).items()]
+    if match.get("uri"):
+        parts.append(describe_string_match("uri", match["uri"]))
+    return ", ".join(parts)
+
+
+def _destinations(rule: Mapping[str, Any]) -> str:
+    if rule.get("to"):
+        return str(rule["to"])
+    return " ".join(f"{v} {w}%" for v, w in (rule.get("weights") or {}).items())
+
+
+def describe_route(route: Mapping[str, Any]) -> str:
+    text = f"{describe_match(route.get('match'))} → {_destinations(route)}"
+    if route.get("timeout"):
+        text += f", timeout {route['timeout']}"
+    if route.get("retries"):
+        text += f", {describe_retries(route['retries'])}"
+    return text
+
+
+def describe_fault(fault: Mapping[str, Any]) -> str:
+    effects = []
+    if fault.get("delay"):
+        effects.append(f"delay {fault['delay']['fixedDelay']} ({fault['delay'].get('percentage', 100):g}%)")
+    if fault.get("abort"):
+        effects.append(f"abort {fault['abort']['httpStatus']} ({fault['abort'].get('percentage', 100):g}%)")
+    return f"{' + '.join(effects)} for {describe_match(fault.get('match'))}"
+
+
+def describe_retries(retries: Mapping[str, Any] | None) -> str:
+    if not retries:
+        return ""
+    text = f"{retries['attempts']} attempts"
+    if retries.get("perTryTimeout"):
+        text += f" of {retries['perTryTimeout']}"
+    if retries.get("retryOn"):
+        text += f" on {retries['retryOn']}"
+    return text
+
+
+def describe_version(version: Mapping[str, Any]) -> str:
+    return f"{version['image']} ×{version['replicas']}"
+
+
+def describe_service(service: Mapping[str, Any]) -> str:
+    return f"namespace {service['namespace']}, versions {', '.join(service.get('versions') or {})}"
+
+
+def rule_key(kind: str, rule: Mapping[str, Any], index: int) -> str:
+    """Rules are compared by name, or by position when unnamed."""
+    return f"{kind} {rule['name']}" if rule.get("name") else f"{kind}[{index}]"
+
+
+# --- comparing --------------------------------------------------------------------------------------
+
+
+def _compare(service: str, aspect: str, before: str, after: str) -> Iterator[Change]:
+    if before != after:
+        yield Change(service, aspect, before, after)
+
+
+def _compare_keyed(service: str, before: dict[str, str], after: dict[str, str]) -> Iterator[Change]:
+    for key in [*before, *(k for k in after if k not in before)]:
+        yield from _compare(service, key, before.get(key, ""), after.get(key, ""))
+
+
+def _rules(kind: str, rules: list[Mapping[str, Any]], describe: Any) -> dict[str, str]:
+    return {rule_key(kind, rule, i): describe(rule) for i, rule in enumerate(rules)}
+
+
+def service_changes(name: str, before: Summary, after: Summary) -> Iterator[Change]:
+    """Changes of one service present on both sides, in reading order."""
+    old_weights, new_weights = before.get("weights") or {}, after.get("weights") or {}
+    for version in [*old_weights, *(v for v in new_weights if v not in old_weights)]:
+        old, new = old_weights.get(version), new_weights.get(version)
+        yield from _compare(name, f"weight {version}", "" if old is None else str(old), "" if new is None else str(new))
+    yield from _compare(name, "namespace", before["namespace"], after["namespace"])
+    yield from _compare_keyed(
+        name,
+        {f"version {v}": describe_version(s) for v, s in (before.get("versions") or {}).items()},
+        {f"version {v}": describe_version(s) for v, s in (after.get("versions") or {}).items()},
+    )
+    yield from _compare_keyed(
+        name,
+        _rules("route", before.get("routes") or [], describe_route),
+        _rules("route", after.get("routes") or [], describe_route),
+    )
+    yield from _compare_keyed(
+        name,
+        _rules("fault", before.get("faults") or [], describe_fault),
+        _rules("fault", after.get("faults") or [], describe_fault),
+    )
+    yield from _compare(name, "timeout", before.get("timeout") or "", after.get("timeout") or "")
+    yield from _compare(
+        name, "retries", describe_retries(before.get("retries")), describe_retries(after.get("retries"))
+    )
+    mirror_before, mirror_after = before.get("mirror"), after.get("mirror")
+    yield from _compare(
+        name,
+        "mirror",
+        f"{mirror_before['version']} {mirror_before.get('percentage', 100):g}%" if mirror_before else "",
+        f"{mirror_after['version']} {mirror_after.get('percentage', 100):g}%" if mirror_after else "",
+    )
+
+
+def plan_changes(before: Summary, after: Summary) -> list[Change]:
+    """Every change from the ``before`` stack summary to ``after``, services in ``after``'s order."""
+    old, new = before.get("services") or {}, after.get("services") or {}
+    changes: list[Change] = []
+    for name, service in new.items():
+        if name in old:
+            changes += service_changes(name, old[name], service)
+        else:
+            changes.append(Change(name, "service", "", describe_service(service)))
+    changes += [Change(name, "service", describe_service(s), "") for name, s in old.items() if name not in new]
+    return changes

@@ -1,0 +1,77 @@
+"""The bad-config corpus (tests/bad_configs.yaml): each case refused with its code and config path, by
+``meshkit check`` and by the Pulumi program, which registers nothing."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from meshkit.cli import app
+from meshkit.program import main
+
+from .pulumi_mocks import pulumi_mocks
+from .scenario_data import TESTS, scenario_raw
+
+CASES: list[dict[str, Any]] = yaml.safe_load((TESTS / "bad_configs.yaml").read_text())
+
+
+def _apply(raw: dict[str, Any], case: dict[str, Any]) -> dict[str, Any]:
+    """The case's changes to a scenario's config: ``set`` dotted paths, then ``unset`` them."""
+    raw = copy.deepcopy(raw)
+    for path, value in (case.get("set") or {}).items():
+        *parents, key = path.split(".")
+        node = raw
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[key] = value
+    for path in case.get("unset") or []:
+        *parents, key = path.split(".")
+        node = raw
+        for part in parents:
+            node = node[part]
+        del node[key]
+    return raw
+
+
+def _stack_file_text(case: dict[str, Any]) -> str:
+    if "text" in case:
+        return str(case["text"])
+    raw = _apply(scenario_raw(case.get("base", "A3")), case)
+    return yaml.safe_dump({"config": {f"meshkit:{key}": value for key, value in raw.items()}}, sort_keys=False)
+
+
+def test_the_corpus_covers_at_least_40_cases_and_every_code_group() -> None:
+    assert len(CASES) >= 40
+    assert len({case["name"] for case in CASES}) == len(CASES), "case names must be unique"
+    groups = {case["expect"][0][:3] for case in CASES}
+    assert groups >= {"MK0", "MK1", "MK2", "MK3", "MK4", "MK5"}
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
+def test_check_refuses_with_code_and_path(case: dict[str, Any], tmp_path: Path) -> None:
+    stack_file = tmp_path / "Pulumi.bad.yaml"
+    stack_file.write_text(_stack_file_text(case))
+    result = CliRunner().invoke(app, ["check", str(stack_file), "--json"])
+    assert result.exit_code == 1, result.output
+    findings = json.loads(result.output)["findings"]
+    code, path = case["expect"]
+    assert (code, path) in {(f["code"], f["path"]) for f in findings}, findings
+    finding = next(f for f in findings if (f["code"], f["path"]) == (code, path))
+    assert finding["message"] and finding["fix"], "every finding says what is wrong and how to fix it"
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if "text" not in c], ids=lambda c: c["name"])
+def test_program_refuses_and_registers_nothing(case: dict[str, Any]) -> None:
+    raw = _apply(scenario_raw(case.get("base", "A3")), case)
+    with pulumi_mocks(raw) as run, pytest.raises(pulumi.RunError) as info:
+        run(lambda: main(read_deployed=lambda stack: {}))
+    code, path = case["expect"]
+    assert f"{code} {path}: " in str(info.value)
+    assert run.recorder.registrations == []

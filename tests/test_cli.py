@@ -1,0 +1,296 @@
+"""The ``meshkit`` command line, run against real git repositories made in temporary directories."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from meshkit.cli import app
+from meshkit.config import load_stack_file
+from meshkit.render import manifests_to_yaml, render_stack
+from meshkit.rollout import stack_summary
+
+from .goldens import assert_matches_golden
+from .scenario_data import REPO, SCENARIOS, scenario
+
+runner = CliRunner()
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout
+
+
+@pytest.fixture
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh git repository with the project file and both stacks committed on main, checked out on a
+    branch ``rollout`` as a pull request would be."""
+    shutil.copy(REPO / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
+    shutil.copytree(REPO / "stacks", tmp_path / "stacks")
+    _git(tmp_path, "init", "-q", "-b", "main")
+    _git(tmp_path, "-c", "user.name=t", "-c", "user.email=t@example.invalid", "add", ".")
+    _git(tmp_path, "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-q", "-m", "base")
+    _git(tmp_path, "checkout", "-q", "-b", "rollout")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def meshkit(*args: str) -> Any:
+    return runner.invoke(app, list(args))
+
+
+def _use_step(repo: Path, stack: str, step: str) -> None:
+    """Make the working tree's stack file a copy of a scenario step (comments included)."""
+    shutil.copy(SCENARIOS / f"{step}.yaml", repo / "stacks" / f"Pulumi.{stack}.yaml")
+
+
+# --- check -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stack", ["prod", "dev"])
+def test_check_passes_the_committed_stacks(repo: Path, stack: str) -> None:
+    result = meshkit("check", stack)
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().endswith("0 error(s), 0 warning(s)")
+
+
+def test_check_reports_errors_by_path_and_exits_1(repo: Path) -> None:
+    stack_file = repo / "stacks" / "Pulumi.prod.yaml"
+    stack_file.write_text(stack_file.read_text().replace("v2: 30", "v3: 30"))
+    result = meshkit("check", "prod", "--json")
+    assert result.exit_code == 1
+    report = json.loads(result.output)
+    assert report["errors"] == 1 and report["file"] == "stacks/Pulumi.prod.yaml"
+    (finding,) = report["findings"]
+    assert (finding["code"], finding["path"], finding["object"]) == (
+        "MK101",
+        "services.nginx.traffic.weights.v3",
+        "VirtualService nginx.demo",
+    )
+
+
+def test_check_warning_exits_0_unless_strict(repo: Path) -> None:
+    _use_step(repo, "dev", "B3")
+    result = meshkit("check", "dev")
+    assert result.exit_code == 0
+    assert "warning MK503 services.ratings.faults[0].delay.fixedDelay" in result.output
+    assert "productpage waits for reviews" in result.output
+    assert meshkit("check", "dev", "--strict").exit_code == 1
+
+
+def test_check_takes_a_file_path_and_deployed_outputs(repo: Path, tmp_path: Path) -> None:
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(json.dumps(stack_summary(scenario("A4"))))
+    result = meshkit("check", str(SCENARIOS / "A6.yaml"), "--deployed", str(outputs))
+    assert result.exit_code == 1
+    assert "error MK501 services.nginx.versions" in result.output
+
+
+def test_check_of_a_missing_stack_names_the_file(repo: Path) -> None:
+    result = meshkit("check", "staging")
+    assert result.exit_code == 1
+    assert "stacks/Pulumi.staging.yaml" in result.output and "MK004" in result.output
+
+
+# --- plan --------------------------------------------------------------------------------------------
+
+
+def test_plan_against_the_merge_base(repo: Path) -> None:
+    _use_step(repo, "prod", "A4")
+    result = meshkit("plan", "prod")
+    assert result.exit_code == 0, result.output
+    merge_base = _git(repo, "merge-base", "HEAD", "main").strip()[:12]
+    assert_matches_golden("cli/plan-A3-A4.txt", result.output.replace(merge_base, "<merge-base>"))
+
+
+def test_plan_markdown_embeds_before_and_after_pictures(repo: Path) -> None:
+    _use_step(repo, "dev", "B3")
+    result = meshkit("plan", "dev", "--format", "markdown")
+    assert result.exit_code == 0, result.output
+    merge_base = _git(repo, "merge-base", "HEAD", "main").strip()[:12]
+    assert result.output.count("```mermaid") == 2
+    assert_matches_golden("cli/plan-B4-B3.md", result.output.replace(merge_base, "<merge-base>"))
+
+
+def test_plan_flags_what_up_would_refuse(repo: Path) -> None:
+    _use_step(repo, "prod", "A6")  # v1 leaves while main still sends it 70%
+    result = meshkit("plan", "prod", "--format", "markdown")
+    assert result.exit_code == 1
+    assert "**Refused: `pulumi up` would stop.**" in result.output
+    assert "`MK501` `services.nginx.versions`" in result.output
+
+
+def test_plan_against_deployed_outputs_and_a_new_stack(repo: Path, tmp_path: Path) -> None:
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(json.dumps(stack_summary(scenario("A2"))))
+    result = meshkit("plan", "prod", "--base-file", str(outputs))
+    assert result.exit_code == 0
+    assert "version v2" in result.output and "nginx:1.15 ×1" in result.output
+    _use_step(repo, "staging", "A1")
+    result = meshkit("plan", "staging")
+    assert "no stack file there" in result.output and "service" in result.output
+
+
+def test_plan_with_an_unknown_base_is_an_error(repo: Path) -> None:
+    result = meshkit("plan", "prod", "--base", "no-such-branch")
+    assert result.exit_code == 1
+    assert "'no-such-branch' is not a git revision" in result.output
+
+
+# --- step --------------------------------------------------------------------------------------------
+
+
+def _changed_lines(before: str, after: str) -> list[tuple[str, str]]:
+    old, new = before.splitlines(), after.splitlines()
+    assert len(old) == len(new), "a weight step must not add or remove lines"
+    return [(a, b) for a, b in zip(old, new, strict=True) if a != b]
+
+
+def test_step_changes_only_the_weight_values(repo: Path) -> None:
+    stack_file = repo / "stacks" / "Pulumi.prod.yaml"
+    before = stack_file.read_text()
+    result = meshkit("step", "prod", "nginx", "v2=80")
+    assert result.exit_code == 0, result.output
+    assert _changed_lines(before, stack_file.read_text()) == [
+        ("          v1: 70", "          v1: 20"),
+        ("          v2: 30", "          v2: 80"),
+    ]
+    assert meshkit("check", "prod").exit_code == 0
+
+
+def test_step_keeps_comments_and_flow_style(repo: Path) -> None:
+    _use_step(repo, "dev", "B4")
+    stack_file = repo / "stacks" / "Pulumi.dev.yaml"
+    before = stack_file.read_text()
+    assert meshkit("step", "dev", "reviews", "v3=50").exit_code == 0
+    after = stack_file.read_text()
+    # v1's weight changes and v3 is added under it; every other line, comments included, is kept.
+    assert after.replace("          v1: 50\n          v3: 50\n", "          v1: 100\n") == before
+
+
+def test_take_over_then_retire(repo: Path) -> None:
+    stack_file = repo / "stacks" / "Pulumi.prod.yaml"
+    refused = meshkit("step", "prod", "nginx", "--retire", "v1")
+    assert refused.exit_code == 1 and "still takes traffic (70%" in refused.output
+    assert meshkit("step", "prod", "nginx", "--take-over", "v2").exit_code == 0
+    assert stack_summary(scenario("A5"))["services"]["nginx"]["weights"] == {"v1": 0, "v2": 100}
+    assert "v1: 0" in stack_file.read_text()
+    assert meshkit("step", "prod", "nginx", "--retire", "v1").exit_code == 0
+    text = stack_file.read_text()
+    assert "nginx:1.14" not in text and "v1: 0" not in text and "# Production" in text
+
+
+def test_promote_follows_the_step_list(repo: Path) -> None:
+    _use_step(repo, "prod", "A2")
+    stack_file = repo / "stacks" / "Pulumi.prod.yaml"
+    document = yaml.safe_load(stack_file.read_text())
+    nginx = document["config"]["meshkit:services"]["nginx"]
+    nginx["versions"]["v2"] = {"image": "nginx:1.15"}
+    nginx["traffic"] = {"weights": {"v1": 100, "v2": 0}, "steps": [10, 30, 50, 100]}
+    stack_file.write_text(yaml.safe_dump(document, sort_keys=False))
+    seen = []
+    for _ in range(4):
+        assert meshkit("step", "prod", "nginx", "--promote").exit_code == 0
+        seen.append(yaml.safe_load(stack_file.read_text())["config"]["meshkit:services"]["nginx"]["traffic"]["weights"])
+    assert seen == [{"v1": 90, "v2": 10}, {"v1": 70, "v2": 30}, {"v1": 50, "v2": 50}, {"v1": 0, "v2": 100}]
+    last = meshkit("step", "prod", "nginx", "--promote")
+    assert last.exit_code == 1 and "already takes 100%" in last.output
+
+
+def test_step_larger_than_max_step_is_refused_and_nothing_written(repo: Path) -> None:
+    stack_file = repo / "stacks" / "Pulumi.prod.yaml"
+    limited = stack_file.read_text().replace(
+        "meshkit:production: true", "meshkit:production: true\n  meshkit:maxStep: 25"
+    )
+    stack_file.write_text(limited)
+    before = stack_file.read_text()
+    result = meshkit("step", "prod", "nginx", "v2=80")
+    assert result.exit_code == 1
+    assert "MK502 services.nginx.traffic.weights.v2" in result.output and "the step was not written" in result.output
+    assert stack_file.read_text() == before
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["nginx", "v3=10"], "has no version 'v3'"),
+    (["web", "v2=10"], "no service 'web'"),
+    (["nginx", "v2=70", "v1=40"], "does not sum to 100"),
+    (["nginx", "--promote"], "no step list"),
+])  # fmt: skip
+def test_step_refusals_name_the_problem(repo: Path, args: list[str], message: str) -> None:
+    before = (repo / "stacks" / "Pulumi.prod.yaml").read_text()
+    result = meshkit("step", "prod", *args)
+    assert result.exit_code == 1 and message in result.output
+    assert (repo / "stacks" / "Pulumi.prod.yaml").read_text() == before
+
+
+@pytest.mark.parametrize("args", [["nginx"], ["nginx", "v2=10", "--promote"], ["nginx", "v2"]])
+def test_step_usage_errors_exit_2(repo: Path, args: list[str]) -> None:
+    assert meshkit("step", "prod", *args).exit_code == 2
+
+
+# --- render and graph --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("step", ["A3", "B4"])
+def test_render_prints_what_the_program_registers(repo: Path, step: str) -> None:
+    result = meshkit("render", str(SCENARIOS / f"{step}.yaml"))
+    assert result.exit_code == 0
+    assert result.output == manifests_to_yaml(render_stack(scenario(step)))
+    assert_matches_golden(f"{step}.yaml", result.output)
+
+
+def test_render_to_a_directory_writes_one_file_per_object(repo: Path) -> None:
+    result = meshkit("render", "dev", "-o", "out")
+    assert result.exit_code == 0
+    files = sorted((repo / "out").iterdir())
+    objects = [yaml.safe_load(f.read_text()) for f in files]
+    expected = render_stack(load_stack_file(repo / "stacks" / "Pulumi.dev.yaml"))
+    assert len(files) == len(expected) == 19
+    assert (repo / "out" / "virtualservice-bookinfo-ratings.yaml").exists()
+    assert sorted(objects, key=str) == sorted(expected, key=str)
+
+
+def test_render_of_a_bad_stack_writes_nothing(repo: Path) -> None:
+    (repo / "stacks" / "Pulumi.prod.yaml").write_text("config:\n  meshkit:services: {nginx: {}}\n")
+    result = meshkit("render", "prod", "-o", "out")
+    assert result.exit_code == 1 and "MK002 services.nginx.namespace" in result.output
+    assert not (repo / "out").exists()
+
+
+@pytest.mark.parametrize(("stack", "output_format", "golden"), [
+    ("prod", "mermaid", "graph-prod.mmd"),
+    ("dev", "mermaid", "graph-dev.mmd"),
+    ("dev", "dot", "graph-dev.dot"),
+])  # fmt: skip
+def test_graph_text_formats(repo: Path, stack: str, output_format: str, golden: str) -> None:
+    result = meshkit("graph", stack, "--format", output_format)
+    assert result.exit_code == 0
+    assert_matches_golden(f"cli/{golden}", result.output)
+
+
+def test_graph_image_without_graphviz_says_what_to_install(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(repo))  # no `dot` here
+    result = meshkit("graph", "prod", "--format", "svg", "-o", "traffic.svg")
+    assert result.exit_code == 1 and "apt-get install graphviz" in result.output
+    assert not (repo / "traffic.svg").exists()
+
+
+# --- the installed entry points -------------------------------------------------------------------------
+
+
+def test_python_dash_m_and_console_script(repo: Path) -> None:
+    env = {**os.environ, "NO_COLOR": "1"}
+    module = subprocess.run([sys.executable, "-m", "meshkit", "check", "prod"], capture_output=True, text=True, env=env)
+    assert module.returncode == 0 and "0 error(s)" in module.stdout
+    script = Path(sys.executable).parent / "meshkit"
+    for command in ("check", "plan", "step", "render", "graph"):
+        help_text = subprocess.run([script, command, "--help"], capture_output=True, text=True, env=env)
+        assert help_text.returncode == 0 and "Usage: meshkit" in help_text.stdout, help_text.stderr

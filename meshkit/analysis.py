@@ -22,7 +22,16 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from .errors import ConfigError, Finding, Severity
-from .models import FaultRule, RequestMatch, ServiceSpec, StackConfig, duration_seconds
+from .models import (
+    UNION_TAGS,
+    EnvSource,
+    FaultRule,
+    NamespaceSpec,
+    RequestMatch,
+    ServiceSpec,
+    StackConfig,
+    duration_seconds,
+)
 
 # --- pydantic errors → findings ---------------------------------------------------------------------
 
@@ -79,7 +88,7 @@ def _keys_at(loc: tuple[str | int, ...]) -> list[str]:
 def findings_from_validation_error(error: ValidationError, prefix: tuple[str, ...] = ()) -> list[Finding]:
     findings = []
     for item in error.errors():
-        loc = prefix + tuple(item["loc"])
+        loc = prefix + tuple(part for part in item["loc"] if part not in UNION_TAGS)
         kind = item["type"]
         ctx = item.get("ctx") or {}
         path = format_path(loc)
@@ -320,11 +329,91 @@ def _check_fault_budgets(stack: StackConfig) -> Iterator[Finding]:
                     )
 
 
+# --- security ---------------------------------------------------------------------------------------
+
+
+def _image_is_pinned(image: str) -> bool:
+    """``name:tag`` (not ``latest``) or ``name@sha256:…``; a registry port (``host:5000/name``) is no tag."""
+    if "@" in image:
+        return True
+    last = image.rsplit("/", 1)[-1]
+    return ":" in last and last.rsplit(":", 1)[1] != "latest"
+
+
+def _allowed(stack: StackConfig, callee: ServiceSpec, caller: str) -> bool:
+    if callee.allow_from is None:
+        return not stack.namespaces.get(callee.namespace, NamespaceSpec()).default_deny
+    caller_namespace = stack.services[caller].namespace
+    return any(rule.service == caller or rule.namespace == caller_namespace for rule in callee.allow_from)
+
+
+def _check_security(stack: StackConfig) -> Iterator[Finding]:
+    for name, svc in stack.services.items():
+        base = f"services.{name}"
+        policy = f"AuthorizationPolicy {name}.{svc.namespace}"
+        for i, rule in enumerate(svc.allow_from or []):
+            if rule.service is not None and rule.service not in stack.services:
+                yield Finding(
+                    f"{base}.allowFrom[{i}].service",
+                    "MK601",
+                    f"allows calls from service {rule.service!r}, which the stack does not declare",
+                    f"name a service of the stack ({', '.join(stack.services)}), or allow its namespace",
+                    obj=policy,
+                )
+            if rule.namespace is not None and rule.namespace not in stack.namespaces:
+                yield Finding(
+                    f"{base}.allowFrom[{i}].namespace",
+                    "MK602",
+                    f"allows calls from namespace {rule.namespace!r}, which the stack does not declare",
+                    f"declare it under namespaces, or use one of: {', '.join(stack.namespaces) or 'none'}",
+                    obj=policy,
+                )
+        namespace = stack.namespaces.get(svc.namespace)
+        if svc.traffic.tls == "DISABLE" and namespace is not None and namespace.mtls == "STRICT":
+            yield Finding(
+                f"{base}.traffic.tls",
+                "MK603",
+                f"plaintext to {name!r} contradicts STRICT mTLS in namespace {svc.namespace!r}: every call would fail",
+                f"remove tls: DISABLE, or set namespaces.{svc.namespace}.mtls: PERMISSIVE while clients migrate",
+                obj=f"DestinationRule {name}.{svc.namespace}",
+            )
+        for version, spec in svc.versions.items():
+            if not _image_is_pinned(spec.image):
+                yield Finding(
+                    f"{base}.versions.{version}.image",
+                    "MK604",
+                    f"image {spec.image!r} is not pinned: a restart may run different code",
+                    "pin a tag other than 'latest' (nginx:1.15) or a digest (nginx@sha256:…)",
+                    Severity.ERROR if stack.production else Severity.WARNING,
+                    obj=f"Deployment {name}-{version}.{svc.namespace}",
+                )
+            for env_name, value in spec.env.items():
+                if isinstance(value, EnvSource) and value.secret is not None and value.secret not in stack.secrets:
+                    yield Finding(
+                        f"{base}.versions.{version}.env.{env_name}.secret",
+                        "MK605",
+                        f"uses secret {value.secret!r}, which meshkit:secrets does not hold",
+                        f"pulumi config set --secret --path 'meshkit:secrets.{value.secret}' <value>",
+                        obj=f"Deployment {name}-{version}.{svc.namespace}",
+                    )
+        for callee in svc.calls:
+            if callee in stack.services and not _allowed(stack, stack.services[callee], name):
+                yield Finding(
+                    f"{base}.calls.{callee}",
+                    "MK606",
+                    f"{name} calls {callee}, whose allow-list does not let it: those calls get 403",
+                    f"add {{service: {name}}} to services.{callee}.allowFrom, or drop the call",
+                    Severity.WARNING,
+                    obj=f"AuthorizationPolicy {callee}.{stack.services[callee].namespace}",
+                )
+
+
 def check_stack(stack: StackConfig) -> list[Finding]:
     """Every cross-object finding of a validated stack config, errors and warnings, sorted by path."""
     findings = [f for name, svc in stack.services.items() for f in _check_service(stack, name, svc)]
     findings += _check_calls(stack)
     findings += _check_fault_budgets(stack)
+    findings += _check_security(stack)
     return sorted(findings)
 
 

@@ -12,18 +12,26 @@ with ``parent=self``, and expresses the ordering that keeps traffic safe as ``de
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_kubernetes as k8s
 
+from .errors import MeshkitError
 from .models import NamespaceSpec, ServiceSpec
 from .render import (
     Manifest,
+    allow_nothing_manifest,
+    authorization_policy_manifest,
     deployment_manifest,
     deployment_name,
     destination_rule_manifest,
     namespace_manifest,
+    peer_authentication_manifest,
+    secret_manifest,
+    secret_names,
+    service_account_manifest,
     service_manifest,
     virtual_service_manifest,
 )
@@ -37,7 +45,8 @@ def _child_opts(parent: pulumi.Resource, depends_on: list[pulumi.Resource] | Non
 
 
 class InjectedNamespace(pulumi.ComponentResource):
-    """A Namespace whose pods join the mesh: exactly one data-plane label (sidecar, revision or ambient)."""
+    """A Namespace whose pods join the mesh: exactly one data-plane label (sidecar, revision or ambient),
+    and its mutual-TLS mode (a PeerAuthentication, STRICT unless the spec says PERMISSIVE)."""
 
     def __init__(self, name: str, args: NamespaceSpec, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(f"{TYPE_PREFIX}:InjectedNamespace", name, None, opts)
@@ -45,8 +54,32 @@ class InjectedNamespace(pulumi.ComponentResource):
         self.namespace = k8s.core.v1.Namespace(
             f"{name}-namespace", metadata=manifest["metadata"], opts=_child_opts(self)
         )
+        self.peer_authentication = _custom_resource(
+            f"{name}-peerauthentication", peer_authentication_manifest(name, args), _child_opts(self, [self.namespace])
+        )
         self.namespace_name: pulumi.Output[str] = self.namespace.metadata.name
-        self.register_outputs({"namespaceName": self.namespace_name})
+        self.register_outputs({"namespaceName": self.namespace_name, "mtls": args.mtls})
+
+
+@dataclass(frozen=True)
+class DenyByDefaultArgs:
+    namespace: InjectedNamespace
+    allow_policies: list[pulumi.Resource] = field(default_factory=list)
+    """The namespace's ALLOW policies: they take effect before the namespace-wide deny does."""
+
+
+class DenyByDefault(pulumi.ComponentResource):
+    """Istio's allow-nothing policy for a namespace, applied only after every allow-list in it exists, so
+    that switching it on never cuts off a caller that a service allows."""
+
+    def __init__(self, name: str, args: DenyByDefaultArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(f"{TYPE_PREFIX}:DenyByDefault", name, None, opts)
+        self.policy = _custom_resource(
+            f"{name}-allow-nothing",
+            allow_nothing_manifest(name),
+            _child_opts(self, [args.namespace, *args.allow_policies]),
+        )
+        self.register_outputs({})
 
 
 @dataclass(frozen=True)
@@ -54,15 +87,41 @@ class VersionedServiceArgs:
     spec: ServiceSpec
     namespace: InjectedNamespace | None = None
     """The namespace component to wait for, when this program also creates the namespace."""
+    principals: Mapping[str, str] = field(default_factory=dict)
+    """SPIFFE principal per service named in ``allowFrom`` (see :func:`meshkit.render.caller_principals`)."""
+    secret_values: pulumi.Input[Mapping[str, str]] | None = None
+    """The values of the ``meshkit:secrets`` the env uses, as a Pulumi secret."""
 
 
 class VersionedService(pulumi.ComponentResource):
-    """One Deployment per version, one Service selecting ``app`` only, one DestinationRule of subsets."""
+    """One Deployment per version, one Service selecting ``app`` only, one DestinationRule of subsets;
+    its own ServiceAccount, its callers' allow-list (AuthorizationPolicy) and the Secret its env uses."""
 
     def __init__(self, name: str, args: VersionedServiceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(f"{TYPE_PREFIX}:VersionedService", name, None, opts)
         spec = args.spec
         after_namespace: list[pulumi.Resource] = [args.namespace] if args.namespace is not None else []
+
+        account = service_account_manifest(name, spec)
+        self.service_account = k8s.core.v1.ServiceAccount(
+            f"{name}-serviceaccount",
+            metadata=account["metadata"],
+            automount_service_account_token=account["automountServiceAccountToken"],
+            opts=_child_opts(self, after_namespace),
+        )
+        # Pods start only once their identity, their allow-list and their secrets exist.
+        pods_after: list[pulumi.Resource] = [*after_namespace, self.service_account]
+        self.secret = self._secret(name, args, after_namespace)
+        if self.secret is not None:
+            pods_after.append(self.secret)
+        policy = authorization_policy_manifest(name, spec, dict(args.principals))
+        self.authorization_policy = (
+            None
+            if policy is None
+            else _custom_resource(f"{name}-authorizationpolicy", policy, _child_opts(self, after_namespace))
+        )
+        if self.authorization_policy is not None:
+            pods_after.append(self.authorization_policy)
 
         service = service_manifest(name, spec)
         self.service = k8s.core.v1.Service(
@@ -78,7 +137,7 @@ class VersionedService(pulumi.ComponentResource):
                 f"{deployment_name(name, version)}-deployment",
                 metadata=manifest["metadata"],
                 spec=manifest["spec"],
-                opts=_child_opts(self, after_namespace),
+                opts=_child_opts(self, pods_after),
             )
         destination_rule = destination_rule_manifest(name, spec)
         self.destination_rule = _custom_resource(
@@ -90,6 +149,24 @@ class VersionedService(pulumi.ComponentResource):
                 "deploymentNames": {v: d.metadata.name for v, d in self.deployments.items()},
                 "destinationRuleName": destination_rule["metadata"]["name"],
             }
+        )
+
+    def _secret(
+        self, name: str, args: VersionedServiceArgs, after_namespace: list[pulumi.Resource]
+    ) -> k8s.core.v1.Secret | None:
+        manifest = secret_manifest(name, args.spec)
+        if manifest is None:
+            return None
+        if args.secret_values is None:
+            raise MeshkitError(f"service {name!r} uses meshkit secrets; pass their values as secret_values")
+        names = secret_names(args.spec)
+        values = pulumi.Output.secret(args.secret_values).apply(lambda all_values: {k: all_values[k] for k in names})
+        return k8s.core.v1.Secret(
+            f"{name}-secrets",
+            metadata=manifest["metadata"],
+            type=manifest["type"],
+            string_data=values,
+            opts=_child_opts(self, after_namespace),
         )
 
 
@@ -125,6 +202,7 @@ class TrafficSplit(pulumi.ComponentResource):
 def _custom_resource(
     resource_name: str, manifest: Manifest, opts: pulumi.ResourceOptions
 ) -> k8s.apiextensions.CustomResource:
+    """An Istio object; every one meshkit renders has a ``spec``."""
     return k8s.apiextensions.CustomResource(
         resource_name,
         api_version=manifest["apiVersion"],

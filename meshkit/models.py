@@ -18,8 +18,11 @@ import re2
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     field_validator,
     model_validator,
 )
@@ -46,6 +49,57 @@ _QUANTITY = re.compile(r"^\d+(\.\d+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")
 _RE2_QUIET = re2.Options()
 _RE2_QUIET.log_errors = False  # report through our own error, not RE2's stderr log
 _HEADER_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+_ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
+
+REDACTED = "[secret]"
+"""What meshkit shows instead of a secret's value, everywhere."""
+
+LINUX_CAPABILITIES = frozenset(
+    [
+        "AUDIT_CONTROL",
+        "AUDIT_READ",
+        "AUDIT_WRITE",
+        "BLOCK_SUSPEND",
+        "BPF",
+        "CHECKPOINT_RESTORE",
+        "CHOWN",
+        "DAC_OVERRIDE",
+        "DAC_READ_SEARCH",
+        "FOWNER",
+        "FSETID",
+        "IPC_LOCK",
+        "IPC_OWNER",
+        "KILL",
+        "LEASE",
+        "LINUX_IMMUTABLE",
+        "MAC_ADMIN",
+        "MAC_OVERRIDE",
+        "MKNOD",
+        "NET_ADMIN",
+        "NET_BIND_SERVICE",
+        "NET_BROADCAST",
+        "NET_RAW",
+        "PERFMON",
+        "SETFCAP",
+        "SETGID",
+        "SETPCAP",
+        "SETUID",
+        "SYS_ADMIN",
+        "SYS_BOOT",
+        "SYS_CHROOT",
+        "SYS_MODULE",
+        "SYS_NICE",
+        "SYS_PACCT",
+        "SYS_PTRACE",
+        "SYS_RAWIO",
+        "SYS_RESOURCE",
+        "SYS_TIME",
+        "SYS_TTY_CONFIG",
+        "SYSLOG",
+        "WAKE_ALARM",
+        "",
+    ]
+)
 
 # Service port name prefixes Istio reads the protocol from (<protocol>[-<suffix>]).
 PORT_PROTOCOLS = ("grpc", "grpc-web", "http", "http2", "https", "mongo", "mysql", "redis", "tcp", "tls", "udp")
@@ -129,7 +183,37 @@ def _header_name(value: str) -> str:
     return value
 
 
+def _env_name(value: str) -> str:
+    if not _ENV_NAME.match(value):
+        raise invalid(
+            "MK206",
+            f"{value!r} is not a valid environment variable name",
+            "use letters, digits, '_', '-' and '.', not starting with a digit",
+        )
+    return value
+
+
+def _capability(value: str) -> str:
+    if value not in LINUX_CAPABILITIES:
+        raise invalid(
+            "MK310",
+            f"{value!r} is not a Linux capability",
+            "use a name such as NET_BIND_SERVICE, CHOWN, SETUID or SETGID, without the CAP_ prefix",
+        )
+    return value
+
+
+def _redacted(value: object) -> str:
+    # A secret's value never enters the models, so no message, log or output can show it.
+    if isinstance(value, (str, int, float)) or (isinstance(value, dict) and set(value) == {"secure"}):
+        return REDACTED
+    raise invalid("MK003", "a secret must be a string", "set it with: pulumi config set --secret --path <key> <value>")
+
+
 DnsLabel = Annotated[str, AfterValidator(_dns_label)]
+EnvName = Annotated[str, AfterValidator(_env_name)]
+Capability = Annotated[str, AfterValidator(_capability)]
+Redacted = Annotated[str, BeforeValidator(_redacted)]
 Duration = Annotated[str, AfterValidator(_duration)]
 Re2Pattern = Annotated[str, AfterValidator(_re2_pattern)]
 Quantity = Annotated[str, AfterValidator(_quantity)]
@@ -176,6 +260,11 @@ class NamespaceSpec(MeshModel):
     """Istio control-plane revision for sidecar injection (``istio.io/rev=<revision>``)."""
     labels: dict[str, str] = Field(default_factory=dict)
     """Extra labels; the data-plane labels are meshkit's to set."""
+    mtls: Literal["STRICT", "PERMISSIVE"] = "STRICT"
+    """Mutual TLS between workloads (PeerAuthentication). PERMISSIVE also accepts plaintext, for migrating
+    clients that are not in the mesh yet."""
+    default_deny: bool = False
+    """Deny every request that no service's ``allowFrom`` allows (Istio's namespace-wide allow-nothing)."""
 
     @model_validator(mode="after")
     def _one_injection_label(self) -> NamespaceSpec:
@@ -269,15 +358,60 @@ class Resources(MeshModel):
     limits: ResourceList | None = None
 
 
+class SecretKeyRef(MeshModel):
+    """A key of a Kubernetes Secret that exists in the service's namespace (meshkit does not manage it)."""
+
+    name: DnsLabel
+    key: str = Field(min_length=1)
+
+
+class EnvSource(MeshModel):
+    """An environment value that is not written in the stack file: exactly one of the two."""
+
+    secret: str | None = None
+    """A name under ``meshkit:secrets`` (a Pulumi secret); meshkit puts it in a Kubernetes Secret."""
+    secret_key_ref: SecretKeyRef | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> EnvSource:
+        if (self.secret is None) == (self.secret_key_ref is None):
+            raise invalid("MK003", "an env source needs exactly one kind", "give either 'secret' or 'secretKeyRef'")
+        return self
+
+
+# A plain value or a source; the discriminator picks one, so an error names that member only.
+UNION_TAGS = frozenset({"plain-value", "value-source"})
+EnvValue = Annotated[
+    Annotated[str, Tag("plain-value")] | Annotated[EnvSource, Tag("value-source")],
+    Discriminator(lambda v: "value-source" if isinstance(v, (dict, EnvSource)) else "plain-value"),
+]
+
+
+DEFAULT_RESOURCES = {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}}
+"""Requests and limits of a container that declares none (each value can be overridden on its own)."""
+
+
 class VersionSpec(MeshModel):
-    """One version of a service: its own Deployment, labelled ``app=<service>``, ``version=<name>``."""
+    """One version of a service: its own Deployment, labelled ``app=<service>``, ``version=<name>``.
+
+    Hardened by default: no privilege escalation, every capability dropped but ``capabilities``, seccomp
+    ``RuntimeDefault``, requests and limits always set.
+    """
 
     image: str = Field(min_length=1, pattern=r"^\S+$")
     replicas: int = Field(default=1, ge=0, le=1000)
     command: list[str] = Field(default_factory=list)
     args: list[str] = Field(default_factory=list)
-    env: dict[str, str] = Field(default_factory=dict)
+    env: dict[EnvName, EnvValue] = Field(default_factory=dict)
     resources: Resources | None = None
+    """Merged over DEFAULT_RESOURCES, value by value."""
+    capabilities: list[Capability] = Field(default_factory=list)
+    """Linux capabilities the image needs; all others are dropped (official nginx: CHOWN, SETGID, SETUID,
+    NET_BIND_SERVICE)."""
+    run_as_non_root: bool = False
+    """Refuse to start the container as root; set it for images that run as a user."""
+    run_as_user: int | None = Field(default=None, ge=0)
+    read_only_root_filesystem: bool = False
     readiness_probe: Probe | None = None
     liveness_probe: Probe | None = None
 
@@ -410,6 +544,8 @@ class FaultRule(MeshModel):
 class TrafficPolicy(MeshModel):
     """Where a service's requests go: the weighted default route plus request-content routes."""
 
+    tls: Literal["ISTIO_MUTUAL", "DISABLE"] = "ISTIO_MUTUAL"
+    """TLS from callers' sidecars to this service (DestinationRule); DISABLE contradicts STRICT mTLS."""
     weights: Weights = Field(default_factory=dict)
     """Version → percent for the default route; declared versions left out get 0. May be omitted
     when the service has one version."""
@@ -437,6 +573,22 @@ class TrafficPolicy(MeshModel):
         return steps
 
 
+class AllowRule(MeshModel):
+    """Callers allowed to reach a service: one stack service or one declared namespace, optionally only
+    for some methods and paths."""
+
+    service: DnsLabel | None = None
+    namespace: DnsLabel | None = None
+    methods: list[str] = Field(default_factory=list)
+    paths: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_caller(self) -> AllowRule:
+        if (self.service is None) == (self.namespace is None):
+            raise invalid("MK003", "an allow rule names one caller", "give either 'service' or 'namespace'")
+        return self
+
+
 class CallBudget(MeshModel):
     """How long a service's own client code waits on a call to another service, which Istio cannot see
     (Bookinfo's productpage gives reviews 3s and one retry)."""
@@ -457,6 +609,9 @@ class ServiceSpec(MeshModel):
     versions: dict[DnsLabel, VersionSpec] = Field(min_length=1)
     traffic: TrafficPolicy = Field(default_factory=TrafficPolicy)
     faults: list[FaultRule] = Field(default_factory=list)
+    allow_from: list[AllowRule] | None = None
+    """Who may call this service (an AuthorizationPolicy); omitted: anyone, unless the namespace denies
+    by default; ``[]``: no one."""
     calls: dict[DnsLabel, CallBudget] = Field(default_factory=dict)
     """Services this one calls, with its client's timeout budget; a fault delay downstream that exceeds
     the budget is reported (MK503)."""
@@ -484,5 +639,10 @@ class StackConfig(MeshModel):
     """Marks a production environment: stricter rollout rules apply."""
     max_step: Weight | None = None
     """Default ``maxStep`` of every service of the stack."""
+    trust_domain: str = "cluster.local"
+    """The mesh's trust domain, the first part of every SPIFFE principal."""
+    secrets: dict[EnvName, Redacted] = Field(default_factory=dict)
+    """Pulumi secrets for ``env`` (``pulumi config set --secret --path meshkit:secrets.<name> <value>``);
+    only their names reach the models."""
     namespaces: dict[DnsLabel, NamespaceSpec] = Field(default_factory=dict)
     services: dict[DnsLabel, ServiceSpec] = Field(default_factory=dict)

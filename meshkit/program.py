@@ -12,15 +12,18 @@ from pulumi.runtime import config as runtime_config
 
 from .analysis import check_stack, errors_only
 from .components import (
+    DenyByDefault,
+    DenyByDefaultArgs,
     InjectedNamespace,
     TrafficSplit,
     TrafficSplitArgs,
     VersionedService,
     VersionedServiceArgs,
 )
-from .config import from_engine_config
+from .config import PROJECT, from_engine_config
 from .errors import ConfigError, MeshkitError
 from .models import StackConfig
+from .render import caller_principals
 from .rollout import check_rollout, stack_summary
 from .sources import last_deployed_outputs
 
@@ -51,17 +54,39 @@ class Mesh:
     namespaces: dict[str, InjectedNamespace] = field(default_factory=dict)
     services: dict[str, VersionedService] = field(default_factory=dict)
     traffic: dict[str, TrafficSplit] = field(default_factory=dict)
+    deny_by_default: dict[str, DenyByDefault] = field(default_factory=dict)
 
 
-def build_mesh(stack: StackConfig, opts: pulumi.ResourceOptions | None = None) -> Mesh:
+def secret_config() -> pulumi.Output[Any] | None:
+    """The ``meshkit:secrets`` values, decrypted by the engine and kept secret (never logged or exported)."""
+    return pulumi.Config(PROJECT).get_secret_object("secrets")
+
+
+def build_mesh(
+    stack: StackConfig,
+    opts: pulumi.ResourceOptions | None = None,
+    secret_values: pulumi.Input[Mapping[str, str]] | None = None,
+) -> Mesh:
     """Register every component of a validated stack config. Usable from any Pulumi program."""
     mesh = Mesh()
     for name, ns_spec in stack.namespaces.items():
         mesh.namespaces[name] = InjectedNamespace(name, ns_spec, opts)
+    principals = caller_principals(stack)
     for name, svc in stack.services.items():
-        backend = VersionedService(name, VersionedServiceArgs(svc, mesh.namespaces.get(svc.namespace)), opts)
+        args = VersionedServiceArgs(svc, mesh.namespaces.get(svc.namespace), principals, secret_values)
+        backend = VersionedService(name, args, opts)
         mesh.services[name] = backend
         mesh.traffic[name] = TrafficSplit(name, TrafficSplitArgs(svc, backend), opts)
+    for name, ns_spec in stack.namespaces.items():
+        if ns_spec.default_deny:
+            allow_policies: list[pulumi.Resource] = [
+                policy
+                for service, backend in mesh.services.items()
+                if stack.services[service].namespace == name and (policy := backend.authorization_policy) is not None
+            ]
+            mesh.deny_by_default[name] = DenyByDefault(
+                name, DenyByDefaultArgs(mesh.namespaces[name], allow_policies), opts
+            )
     return mesh
 
 
@@ -80,6 +105,6 @@ def main(read_deployed: Callable[[str], Mapping[str, Any]] = last_deployed_outpu
     for warning in findings:
         pulumi.log.warn(str(warning))
     provider = kubernetes_provider(stack_name)
-    build_mesh(stack, pulumi.ResourceOptions(provider=provider))
+    build_mesh(stack, pulumi.ResourceOptions(provider=provider), secret_config())
     for key, value in stack_summary(stack).items():
         pulumi.export(key, value)

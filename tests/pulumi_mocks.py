@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
+from google.protobuf import json_format
 from pulumi.runtime import config as runtime_config
-from pulumi.runtime import mocks, settings
+from pulumi.runtime import mocks, rpc, settings
 
 
 @dataclass
@@ -20,6 +21,8 @@ class Registration:
     inputs: dict[str, Any]
     dependencies: list[str]
     parent: str
+    secret_inputs: list[str] = field(default_factory=list)
+    """Top-level inputs the SDK sent to the engine as secrets (encrypted in the state)."""
 
 
 @dataclass
@@ -51,21 +54,25 @@ class _RecordingMonitor(mocks.MockMonitor):
         response = super().RegisterResource(request)
         if request.type != "pulumi:pulumi:Stack":
             inputs = mocks.rpc.deserialize_properties(request.object)
+            wire = json_format.MessageToDict(request.object)
+            secret = sorted(key for key, value in wire.items() if rpc._special_secret_sig in json.dumps(value))
             self.recorder.registrations.append(
-                Registration(request.type, request.name, inputs, list(request.dependencies), request.parent)
+                Registration(request.type, request.name, inputs, list(request.dependencies), request.parent, secret)
             )
         return response
 
 
 @contextmanager
-def pulumi_mocks(config: dict[str, Any] | None = None) -> Iterator[Callable[[Callable[[], Any]], Recorder]]:
+def pulumi_mocks(
+    config: dict[str, Any] | None = None, secret_keys: list[str] | None = None
+) -> Iterator[Callable[[Callable[[], Any]], Recorder]]:
     """Install mocks for the duration of a test and restore the runtime settings afterwards.
 
     Yields ``run(fn)``: runs ``fn`` as a Pulumi program, waits for every registration, returns the recorder.
     """
     recorder = Recorder()
     engine_config = {f"meshkit:{k}": json.dumps(v) for k, v in (config or {}).items()}
-    runtime_config.set_all_config(engine_config, [])
+    runtime_config.set_all_config(engine_config, secret_keys or [])
     mocks.set_mocks(recorder, project="meshkit", stack="test", preview=False, monitor=_RecordingMonitor(recorder))
 
     def run(fn: Callable[[], Any]) -> Recorder:

@@ -253,7 +253,7 @@ def test_render_to_a_directory_writes_one_file_per_object(repo: Path) -> None:
     files = sorted((repo / "out").iterdir())
     objects = [yaml.safe_load(f.read_text()) for f in files]
     expected = render_stack(load_stack_file(repo / "stacks" / "Pulumi.dev.yaml"))
-    assert len(files) == len(expected) == 19
+    assert len(files) == len(expected) == 27
     assert (repo / "out" / "virtualservice-bookinfo-ratings.yaml").exists()
     assert sorted(objects, key=str) == sorted(expected, key=str)
 

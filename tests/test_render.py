@@ -94,8 +94,11 @@ def test_every_service_has_a_subset_per_version() -> None:
 
 
 def test_a0_namespace_is_labelled_for_sidecar_injection() -> None:
-    (namespace,) = render_stack(scenario("A0"))
+    namespace, peer_authentication = render_stack(scenario("A0"))
     assert namespace["metadata"] == {"name": "demo", "labels": {"istio-injection": "enabled"}}
+    assert peer_authentication["kind"] == "PeerAuthentication"
+    assert peer_authentication["metadata"] == {"name": "default", "namespace": "demo"}
+    assert peer_authentication["spec"] == {"mtls": {"mode": "STRICT"}}
 
 
 def test_a1_objects_of_a_versioned_service() -> None:

@@ -6,6 +6,7 @@ operations; after it, the rendered manifests must show the step, and a second pr
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import Any
 
@@ -30,16 +31,18 @@ def _created(*names: str) -> set[tuple[str, str]]:
     return {("create", n) for n in names}
 
 
-def _service_objects(name: str, *versions: str) -> list[str]:
-    return [name, f"{name}-service", *(f"{name}-{v}-deployment" for v in versions),
-            f"{name}-destinationrule", f"{name}-virtualservice"]  # fmt: skip
+def _service_objects(name: str, *versions: str, allow_list: bool = False) -> list[str]:
+    objects = [name, f"{name}-serviceaccount", f"{name}-service", *(f"{name}-{v}-deployment" for v in versions),
+               f"{name}-destinationrule", f"{name}-virtualservice"]  # fmt: skip
+    return objects + ([f"{name}-authorizationpolicy"] if allow_list else [])
 
 
 # Scenario A: the expected plan of each step, relative to the one before.
 A_PLANS: dict[str, set[tuple[str, str]]] = {
-    "A0": _created("k8s", "demo", "demo-namespace"),
+    "A0": _created("k8s", "demo", "demo-namespace", "demo-peerauthentication"),
     "A1": _created(*_service_objects("nginx", "v1")),
-    "A2": _created(*_service_objects("sleep", "v1")),
+    # sleep arrives, and from now on only sleep may call nginx
+    "A2": _created(*_service_objects("sleep", "v1"), "nginx-authorizationpolicy"),
     "A3": {("create", "nginx-v2-deployment"), ("update", "nginx-destinationrule"), ("update", "nginx-virtualservice")},
     "A4": {("update", "nginx-virtualservice")},
     "A5": {("update", "nginx-virtualservice")},
@@ -51,10 +54,11 @@ B_PLANS: dict[str, set[tuple[str, str]]] = {
         "k8s",
         "bookinfo",
         "bookinfo-namespace",
+        "bookinfo-peerauthentication",
         *_service_objects("productpage", "v1"),
-        *_service_objects("details", "v1"),
-        *_service_objects("reviews", "v1", "v2", "v3"),
-        *_service_objects("ratings", "v1"),
+        *_service_objects("details", "v1", allow_list=True),
+        *_service_objects("reviews", "v1", "v2", "v3", allow_list=True),
+        *_service_objects("ratings", "v1", allow_list=True),
     ),
     "B2": {("update", "reviews-virtualservice")},
     "B3": {("update", "ratings-virtualservice")},
@@ -94,6 +98,11 @@ def test_scenario_a_nginx_canary(tmp_path: Path) -> None:
         rendered = project.rendered()
         if step == "A0":
             assert rendered["Namespace/demo"]["metadata"]["labels"]["istio-injection"] == "enabled"
+            assert rendered["PeerAuthentication/default"]["spec"] == {"mtls": {"mode": "STRICT"}}
+        if step == "A2":
+            rules = rendered["AuthorizationPolicy/nginx"]["spec"]["rules"]
+            assert rules == [{"from": [{"source": {"principals": ["cluster.local/ns/demo/sa/sleep"]}}]}]
+            assert rendered["Deployment/sleep-v1"]["spec"]["template"]["spec"]["serviceAccountName"] == "sleep"
         if step == "A3":
             assert _weights(rendered, "nginx") == {"v1": 70, "v2": 30}
             assert {s["name"] for s in rendered["DestinationRule/nginx"]["spec"]["subsets"]} == {"v1", "v2"}
@@ -168,3 +177,30 @@ def test_retiring_a_version_that_still_has_traffic_is_refused(tmp_path: Path) ->
     # Make-before-break: first route nothing to v1, then retire it.
     _step(project, "A5", A_PLANS["A5"])
     _step(project, "A6", A_PLANS["A6"])
+
+
+def test_pulumi_secret_stays_out_of_state_and_outputs(tmp_path: Path) -> None:
+    secret = "e2e-s3cr3t-value"
+    project = new_project(tmp_path, "secrets")
+    project.use_config("A3")
+    text = project.stack_file.read_text().replace(
+        "          image: nginx:1.15\n",
+        "          image: nginx:1.15\n          env: {DB_PASSWORD: {secret: dbPassword}}\n",
+    )
+    project.stack_file.write_text(text)
+    project.pulumi("config", "set", "--secret", "--path", "meshkit:secrets.dbPassword", secret)
+    assert secret not in project.stack_file.read_text(), "the stack file holds only the ciphertext"
+    project.up()
+    rendered = project.rendered()
+    env = rendered["Deployment/nginx-v2"]["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert env == [
+        {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "nginx-secrets", "key": "dbPassword"}}}
+    ]
+    # Render mode writes the Secret's value out (the provider turns stringData into base64 data), as the
+    # README warns; the state keeps it encrypted.
+    assert "stringData" not in rendered["Secret/nginx-secrets"]
+    assert base64.b64decode(rendered["Secret/nginx-secrets"]["data"]["dbPassword"]).decode() == secret
+    state = project.pulumi("stack", "export").stdout
+    assert secret not in state and "nginx-secrets" in state
+    outputs = project.pulumi("stack", "output", "--json").stdout
+    assert secret not in outputs

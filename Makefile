@@ -9,7 +9,7 @@ export PULUMI_CONFIG_PASSPHRASE ?=
 export PULUMI_SKIP_UPDATE_CHECK := 1
 export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION := true
 
-.PHONY: bootstrap stack up preview destroy test lint
+.PHONY: bootstrap stack up preview destroy test lint bench
 bootstrap:
 	@toolchain/bootstrap.sh
 
@@ -34,6 +34,11 @@ destroy: stack
 test: bootstrap
 	$(VENV)/bin/python -m pytest
 
+## make bench: every benchmark (about 30 minutes); writes BENCHMARKS.md and bench/mock_cost.png
+bench: bootstrap
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,bench]'
+	$(VENV)/bin/python -m bench.run
+
 lint: bootstrap
-	$(VENV)/bin/ruff check meshkit tests toolchain __main__.py
+	$(VENV)/bin/ruff check meshkit tests toolchain bench __main__.py
 	$(VENV)/bin/mypy

@@ -101,7 +101,8 @@ class VersionedService(pulumi.ComponentResource):
     def __init__(self, name: str, args: VersionedServiceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(f"{TYPE_PREFIX}:VersionedService", name, None, opts)
         spec = args.spec
-        after_namespace: list[pulumi.Resource] = [args.namespace] if args.namespace is not None else []
+        # The Namespace object itself, not its component: waiting on a component means waiting on all its children.
+        after_namespace: list[pulumi.Resource] = [args.namespace.namespace] if args.namespace is not None else []
 
         account = service_account_manifest(name, spec)
         self.service_account = k8s.core.v1.ServiceAccount(

@@ -79,7 +79,11 @@ def plot(mock_rows: list[dict[str, Any]], path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--report-only", action="store_true", help="rewrite BENCHMARKS.md from bench/results.json")
     args = parser.parse_args()
+    if args.report_only:
+        (REPO / "BENCHMARKS.md").write_text(report(json.loads((BENCH / "results.json").read_text())))
+        return
     mock_sizes = [10, 50] if args.quick else [10, 100, 400, 1000]
     engine_sizes = [10] if args.quick else [50, 200]
     offline_size = 100 if args.quick else 1000

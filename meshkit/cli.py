@@ -235,13 +235,14 @@ def step(
         if retire is not None:
             new_text = edit.retire_version(text, source, service, retire)
         else:
-            compute: Callable[[ServiceSpec], dict[str, int]]
-            if promote:
-                compute = lambda svc: edit.promote(svc, service)  # noqa: E731
-            elif take_over is not None:
-                compute = lambda svc: edit.take_over(svc, service, take_over)  # noqa: E731
-            else:
-                compute = lambda svc: edit.assign_weights(svc, service, assignments)  # noqa: E731
+
+            def compute(svc: ServiceSpec) -> dict[str, int]:
+                if promote:
+                    return edit.promote(svc, service)
+                if take_over is not None:
+                    return edit.take_over(svc, service, take_over)
+                return edit.assign_weights(svc, service, assignments)
+
             new_text = edit.step_weights(text, source, service, compute)
         changes = plan_changes(
             stack_summary(parse_stack_file_text(text, source)), stack_summary(parse_stack_file_text(new_text, source))

@@ -20,7 +20,7 @@ from typing import Any
 
 from tests.e2e.engine import PulumiProject, new_project
 
-from .stacks import stack_config, with_weight_change, write_stack_file
+from .stacks import stack_config, stack_file_text, with_weight_change
 
 
 def _timed(action: Callable[[], Any]) -> tuple[float, Any]:
@@ -36,9 +36,7 @@ def measure(services: int, runs: int) -> dict[str, Any]:
         project: PulumiProject = new_project(Path(tmp), "bench")
 
         def use(config: dict[str, Any]) -> None:
-            salt = [line for line in project.stack_file.read_text().splitlines() if line.startswith("encryptionsalt:")]
-            write_stack_file(project.stack_file, config)
-            project.stack_file.write_text("\n".join([*salt, project.stack_file.read_text()]))
+            project.use_stack_text(stack_file_text(config))
 
         use(base)
         first_up, _ = _timed(project.up)

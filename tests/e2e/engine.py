@@ -69,9 +69,13 @@ class PulumiProject:
         return self.root / "stacks" / f"Pulumi.{self.stack}.yaml"
 
     def use_config(self, step: str) -> None:
-        """Make the stack file the scenario fixture, keeping the secrets salt Pulumi wrote at stack init."""
+        """Make the stack file the scenario fixture."""
+        self.use_stack_text((SCENARIOS / f"{step}.yaml").read_text())
+
+    def use_stack_text(self, text: str) -> None:
+        """Replace the stack file's text, keeping the secrets salt Pulumi wrote at stack init."""
         salt = [line for line in self.stack_file.read_text().splitlines() if line.startswith("encryptionsalt:")]
-        self.stack_file.write_text("\n".join([*salt, (SCENARIOS / f"{step}.yaml").read_text()]))
+        self.stack_file.write_text("\n".join([*salt, text]))
 
     def preview(self) -> list[Step]:
         """The engine's plan, as (operation, type, name) per resource; 'same' steps left out."""

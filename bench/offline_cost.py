@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from meshkit.analysis import check_stack
-from meshkit.config import load_stack_file
+from meshkit.analysis import analyze_stack
+from meshkit.config import load_stack_file, read_stack_file_keys
 from meshkit.rollout import stack_summary
 
 from .stacks import stack_config, with_weight_change, write_stack_file
@@ -47,7 +47,7 @@ def measure(services: int, runs: int) -> dict[str, Any]:
         in_process = []
         for _ in range(runs):
             start = time.perf_counter()
-            check_stack(load_stack_file(stack_file))
+            analyze_stack(read_stack_file_keys(stack_file), str(stack_file))
             in_process.append(time.perf_counter() - start)
         return {
             "services": services,

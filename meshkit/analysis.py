@@ -421,13 +421,20 @@ def errors_only(findings: list[Finding]) -> list[Finding]:
     return [f for f in findings if f.severity is Severity.ERROR]
 
 
-def validate_stack(raw: Mapping[str, Any], source: str = "stack config") -> StackConfig:
-    """Parse and check a stack config; raise :class:`ConfigError` listing every error found."""
+def analyze_stack(raw: Mapping[str, Any], source: str = "stack config") -> tuple[StackConfig, list[Finding]]:
+    """Parse and check a stack config once: raise :class:`ConfigError` listing every error found, or
+    return the stack with its warnings."""
     try:
         stack = StackConfig.model_validate(raw)
     except ValidationError as err:
         raise ConfigError(findings_from_validation_error(err), source) from None
-    errors = errors_only(check_stack(stack))
+    findings = check_stack(stack)
+    errors = errors_only(findings)
     if errors:
         raise ConfigError(errors, source)
-    return stack
+    return stack, findings
+
+
+def validate_stack(raw: Mapping[str, Any], source: str = "stack config") -> StackConfig:
+    """Parse and check a stack config; raise :class:`ConfigError` listing every error found."""
+    return analyze_stack(raw, source)[0]

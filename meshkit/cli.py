@@ -22,8 +22,8 @@ from rich.console import Console
 from rich.table import Table
 
 from . import edit
-from .analysis import check_stack, errors_only
-from .config import load_stack_file, parse_stack_file_text
+from .analysis import analyze_stack, errors_only
+from .config import load_stack_file, parse_stack_file_text, read_stack_file_keys
 from .errors import ConfigError, Finding, MeshkitError, Severity
 from .graph import to_dot, to_mermaid
 from .models import ServiceSpec
@@ -86,8 +86,7 @@ def check(
 
     def body() -> int:
         try:
-            config = load_stack_file(path)
-            findings = check_stack(config)
+            config, findings = analyze_stack(read_stack_file_keys(path), str(path))
             if deployed is not None:
                 findings += check_rollout(config, read_outputs_file(deployed))
         except ConfigError as error:
@@ -184,10 +183,10 @@ def plan(
 
     def body() -> int:
         base_label, before = _base_summary(path, base, base_file, name)
-        config = load_stack_file(path)
+        config, warnings = analyze_stack(read_stack_file_keys(path), str(path))
         after = stack_summary(config)
         changes = plan_changes(before, after)
-        findings = sorted(check_stack(config) + check_rollout(config, before))
+        findings = sorted(warnings + check_rollout(config, before))
         if output_format is PlanFormat.MARKDOWN:
             out.print(plan_markdown(name, base_label, changes, findings, before, after), markup=False, end="")
         else:
@@ -233,7 +232,7 @@ def step(
             raise MeshkitError(f"{path}: stack file not found") from None
         source = str(path)
         if retire is not None:
-            new_text = edit.retire_version(text, source, service, retire)
+            result = edit.retire_version(text, source, service, retire)
         else:
 
             def compute(svc: ServiceSpec) -> dict[str, int]:
@@ -243,11 +242,9 @@ def step(
                     return edit.take_over(svc, service, take_over)
                 return edit.assign_weights(svc, service, assignments)
 
-            new_text = edit.step_weights(text, source, service, compute)
-        changes = plan_changes(
-            stack_summary(parse_stack_file_text(text, source)), stack_summary(parse_stack_file_text(new_text, source))
-        )
-        path.write_text(new_text, encoding="utf-8")
+            result = edit.step_weights(text, source, service, compute)
+        changes = plan_changes(result.before, result.after)
+        path.write_text(result.text, encoding="utf-8")
         out.print(f"{path}: step written; review it with `meshkit plan`, then `pulumi up`", markup=False)
         out.print(_changes_table(changes) if changes else "  no change", markup=False)
         return 0

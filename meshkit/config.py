@@ -30,8 +30,8 @@ def meshkit_keys(config: Mapping[str, Any]) -> dict[str, Any]:
     return {key[len(prefix) :]: value for key, value in config.items() if key.startswith(prefix)}
 
 
-def parse_stack_file_text(text: str, source: str) -> StackConfig:
-    """Validate the text of a stack file (``Pulumi.<stack>.yaml``)."""
+def stack_file_keys(text: str, source: str) -> dict[str, Any]:
+    """The ``meshkit:`` keys of a stack file's text (``Pulumi.<stack>.yaml``), not yet validated."""
     try:
         document = yaml.load(text, Loader=YAML_LOADER)
     except yaml.YAMLError as err:
@@ -54,21 +54,34 @@ def parse_stack_file_text(text: str, source: str) -> StackConfig:
             ],
             source,
         )
-    return validate_stack(meshkit_keys(document["config"]), source)
+    return meshkit_keys(document["config"])
 
 
-def load_stack_file(path: Path) -> StackConfig:
+def parse_stack_file_text(text: str, source: str) -> StackConfig:
+    """Validate the text of a stack file."""
+    return validate_stack(stack_file_keys(text, source), source)
+
+
+def read_stack_file_keys(path: Path) -> dict[str, Any]:
+    """The ``meshkit:`` keys of a stack file on disk, not yet validated."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(
             [Finding("(file)", "MK004", "stack file not found", f"create {path} or check the stack name")], str(path)
         ) from None
-    return parse_stack_file_text(text, str(path))
+    return stack_file_keys(text, str(path))
 
 
-def from_engine_config(config: Mapping[str, str]) -> StackConfig:
-    """Validate the config the Pulumi engine hands the program: ``{"meshkit:services": "<json>", ...}``.
+def load_stack_file(path: Path) -> StackConfig:
+    return validate_stack(read_stack_file_keys(path), str(path))
+
+
+ENGINE_SOURCE = "pulumi config (meshkit:*)"
+
+
+def engine_config_keys(config: Mapping[str, str]) -> dict[str, Any]:
+    """The ``meshkit:`` keys of the config the Pulumi engine hands the program, not yet validated.
 
     The engine passes structured values as JSON text and plain values as strings.
     """
@@ -78,4 +91,4 @@ def from_engine_config(config: Mapping[str, str]) -> StackConfig:
             raw[key] = json.loads(text)
         except json.JSONDecodeError:
             raw[key] = text
-    return validate_stack(raw, "pulumi config (meshkit:*)")
+    return raw

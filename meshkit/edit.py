@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
@@ -137,24 +139,34 @@ def _service(text: str, source: str, service: str) -> tuple[StackConfig, Service
     return stack, stack.services[service]
 
 
-def _checked(before: StackConfig, new_text: str, source: str) -> str:
-    """``new_text`` if it passes every check ``pulumi up`` runs, with the current file standing in for
-    the deployed state; so a step the engine would refuse is never written."""
+@dataclass(frozen=True)
+class Step:
+    """A checked step: the new text of the stack file and both stack summaries, for the plan shown."""
+
+    text: str
+    before: dict[str, Any]
+    after: dict[str, Any]
+
+
+def _checked(before: StackConfig, new_text: str, source: str) -> Step:
+    """The step to ``new_text`` if it passes every check ``pulumi up`` runs, with the current file
+    standing in for the deployed state; so a step the engine would refuse is never written."""
     after = parse_stack_file_text(new_text, source)
-    refused = errors_only(check_rollout(after, stack_summary(before)))
+    deployed = stack_summary(before)
+    refused = errors_only(check_rollout(after, deployed))
     if refused:
         raise ConfigError(refused, source, outcome="the step was not written")
-    return new_text
+    return Step(new_text, deployed, stack_summary(after))
 
 
-def step_weights(text: str, source: str, service: str, compute: Callable[[ServiceSpec], dict[str, int]]) -> str:
+def step_weights(text: str, source: str, service: str, compute: Callable[[ServiceSpec], dict[str, int]]) -> Step:
     """The stack file's text with the service's weights set to ``compute(its current spec)``."""
     before, svc = _service(text, source, service)
     weights = compute(svc)
     return _checked(before, edit_services(text, lambda services: write_weights(services, service, weights)), source)
 
 
-def retire_version(text: str, source: str, service: str, version: str) -> str:
+def retire_version(text: str, source: str, service: str, version: str) -> Step:
     """The stack file's text without ``version``: refused while any route still sends it traffic."""
     before, svc = _service(text, source, service)
     _check_versions(svc, service, [version])

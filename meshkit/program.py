@@ -10,7 +10,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pulumi.runtime import config as runtime_config
 
-from .analysis import check_stack, errors_only
+from .analysis import analyze_stack, errors_only
 from .components import (
     DenyByDefault,
     DenyByDefaultArgs,
@@ -20,7 +20,7 @@ from .components import (
     VersionedService,
     VersionedServiceArgs,
 )
-from .config import PROJECT, from_engine_config
+from .config import ENGINE_SOURCE, PROJECT, engine_config_keys
 from .errors import ConfigError, MeshkitError
 from .models import StackConfig
 from .render import caller_principals
@@ -93,9 +93,9 @@ def build_mesh(
 def main(read_deployed: Callable[[str], Mapping[str, Any]] = last_deployed_outputs) -> None:
     stack_name = pulumi.get_stack()
     try:
-        stack = from_engine_config(engine_config())
-        # Config errors raised above; its warnings and the rollout findings are gathered here.
-        findings = check_stack(stack) + check_rollout(stack, read_deployed(stack_name))
+        # Config errors are raised here; its warnings join the rollout findings.
+        stack, warnings = analyze_stack(engine_config_keys(engine_config()), ENGINE_SOURCE)
+        findings = warnings + check_rollout(stack, read_deployed(stack_name))
         errors = errors_only(findings)
         if errors:
             raise ConfigError(errors, f"rollout step of stack {stack_name!r}")

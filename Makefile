@@ -9,7 +9,15 @@ export PULUMI_CONFIG_PASSPHRASE ?=
 export PULUMI_SKIP_UPDATE_CHECK := 1
 export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION := true
 
-.PHONY: bootstrap stack up preview destroy test lint bench
+# `make up STACK=dev CLUSTER=local`: deploy to the local control plane of `make cluster` instead of the
+# cluster (or render directory) the stack file names; its state lives with that cluster, in .cluster/state.
+CLUSTER_DIR ?= $(CURDIR)/.cluster
+ifeq ($(CLUSTER),local)
+export PULUMI_BACKEND_URL := file://$(CLUSTER_DIR)/state
+STACK_CONFIG := --config-file $(CLUSTER_DIR)/Pulumi.$(STACK).yaml
+endif
+
+.PHONY: bootstrap stack up preview destroy test lint bench cluster cluster-toolchain cluster-down cluster-status
 bootstrap:
 	@toolchain/bootstrap.sh
 
@@ -17,21 +25,37 @@ $(CURDIR)/.pulumi-state:
 	@mkdir -p $@
 
 stack: bootstrap $(CURDIR)/.pulumi-state
+ifeq ($(CLUSTER),local)
+	@python3 -m toolchain.cluster stack-file $(STACK) --dir $(CLUSTER_DIR) >/dev/null
+endif
 	@pulumi stack select --create $(STACK) --non-interactive >/dev/null
 
 ## make up STACK=dev: perform the rollout step the stack file describes (renders to rendered/<stack>/ without a cluster)
 up: stack
-	pulumi up --yes --skip-preview=false --stack $(STACK) --non-interactive
+	pulumi up --yes --skip-preview=false --stack $(STACK) --non-interactive $(STACK_CONFIG)
 
 ## make preview STACK=dev: show the plan, change nothing
 preview: stack
-	pulumi preview --diff --stack $(STACK) --non-interactive
+	pulumi preview --diff --stack $(STACK) --non-interactive $(STACK_CONFIG)
 
 destroy: stack
-	pulumi destroy --yes --stack $(STACK) --non-interactive
+	pulumi destroy --yes --stack $(STACK) --non-interactive $(STACK_CONFIG)
+
+## make cluster: a local Kubernetes control plane (kwok nodes, Istio CRDs) on loopback; writes .cluster/kubeconfig
+cluster:
+	@python3 -m toolchain.cluster up --dir $(CLUSTER_DIR)
+
+cluster-toolchain:
+	@toolchain/build-cluster.sh >/dev/null
+
+cluster-down:
+	@python3 -m toolchain.cluster down --dir $(CLUSTER_DIR)
+
+cluster-status:
+	@python3 -m toolchain.cluster status --dir $(CLUSTER_DIR)
 
 ## make test: every test tier, the real-engine end-to-end tier included
-test: bootstrap
+test: bootstrap cluster-toolchain
 	$(VENV)/bin/python -m pytest
 
 ## make bench: every benchmark (about 30 minutes); writes BENCHMARKS.md and bench/mock_cost.png

@@ -5,7 +5,8 @@ Two sources of findings share one format (:class:`meshkit.errors.Finding`):
 * pydantic validation of the models, one value at a time (ranges, patterns, unknown keys), turned into
   findings by :func:`findings_from_validation_error`;
 * cross-object checks over the validated models (:func:`check_stack`): references between services,
-  versions, routes and namespaces, the mistakes ``istioctl analyze`` and Kiali report after the fact.
+  versions, routes and namespaces, the mistakes ``istioctl analyze`` and Kiali report after the fact;
+* schema conformance of every rendered object (:mod:`meshkit.conformance`, MK007), last.
 
 Codes are meshkit's own and stable; the README lists each with an example. The upstream codes they echo
 are noted beside each check so a reader can look up the Istio/Kiali meaning.
@@ -21,6 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from .conformance import conformance_findings
 from .errors import ConfigError, Finding, Severity
 from .models import (
     UNION_TAGS,
@@ -32,6 +34,7 @@ from .models import (
     StackConfig,
     duration_seconds,
 )
+from .render import render_stack
 
 # --- pydantic errors → findings ---------------------------------------------------------------------
 
@@ -432,6 +435,10 @@ def analyze_stack(raw: Mapping[str, Any], source: str = "stack config") -> tuple
     errors = errors_only(findings)
     if errors:
         raise ConfigError(errors, source)
+    # Last, the rendered objects against their schemas: what the API server would refuse mid-step.
+    malformed = conformance_findings(render_stack(stack))
+    if malformed:
+        raise ConfigError(malformed, source)
     return stack, findings
 
 

@@ -30,11 +30,14 @@ from .models import ServiceSpec
 from .plan import Change, plan_changes
 from .render import Manifest, manifests_to_yaml, render_stack
 from .rollout import check_rollout, stack_summary
+from .drift import weight_drift
 from .sources import (
     last_deployed_outputs,
+    live_virtual_services,
     merge_base,
     read_outputs_file,
     resolve_stack,
+    stack_cluster,
     text_at_revision,
 )
 
@@ -136,23 +139,39 @@ def _base_summary(path: Path, base: str | None, base_file: Path | None, stack: s
     return ref[:12], stack_summary(parse_stack_file_text(text, f"{path} at {ref[:12]}"))
 
 
-def _changes_table(changes: list[Change]) -> Table:
-    table = Table("Service", "Change", "Before", "", "After", box=None, pad_edge=False)
+def _drift(path: Path, deployed: dict[str, Any]) -> list[Change]:
+    """What the cluster the stack names applies now, against the last deployment (nothing to compare for a
+    stack that renders manifests)."""
+    flags = stack_cluster(path)
+    if not flags:
+        return []
+    namespaces = sorted({service["namespace"] for service in (deployed.get("services") or {}).values()})
+    return weight_drift(deployed, live_virtual_services(flags, namespaces))
+
+
+DRIFT_NOTE = "Drift: the cluster no longer applies what the last deployment set; `pulumi up` restores the stack file"
+
+
+def _changes_table(changes: list[Change], before: str = "Before", after: str = "After") -> Table:
+    table = Table("Service", "Change", before, "", after, box=None, pad_edge=False)
     for change in changes:
         table.add_row(change.service, change.aspect, change.before or "(none)", "→", change.after or "(none)")
     return table
 
 
+def _markdown_table(changes: list[Change], before: str = "Before", after: str = "After") -> list[str]:
+    lines = [f"| Service | Change | {before} | {after} |", "|---|---|---|---|"]
+    cells = [(c.service, c.aspect, c.before or "—", c.after or "—") for c in changes]
+    return lines + ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in cells]
+
+
 def plan_markdown(stack: str, base_label: str, changes: list[Change], findings: list[Finding],
-                  before: dict[str, Any], after: dict[str, Any]) -> str:  # fmt: skip
+                  before: dict[str, Any], after: dict[str, Any], drift: list[Change] | None = None) -> str:  # fmt: skip
     """A pull-request comment: the changes, what meshkit would refuse, the traffic before and after."""
     lines = [f"### meshkit plan: stack `{stack}` against {base_label}", ""]
-    if changes:
-        lines += ["| Service | Change | Before | After |", "|---|---|---|---|"]
-        cells = [(c.service, c.aspect, c.before or "—", c.after or "—") for c in changes]
-        lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in cells]
-    else:
-        lines.append("No traffic changes.")
+    lines += _markdown_table(changes) if changes else ["No traffic changes."]
+    if drift:
+        lines += ["", f"**{DRIFT_NOTE}.**", "", *_markdown_table(drift, "Deployed", "In the cluster")]
     errors = errors_only(findings)
     if findings:
         lines += ["", "**Refused: `pulumi up` would stop.**" if errors else "**Warnings**", ""]
@@ -187,11 +206,16 @@ def plan(
         after = stack_summary(config)
         changes = plan_changes(before, after)
         findings = sorted(warnings + check_rollout(config, before))
+        drift = _drift(path, before) if base == "deployed" else []
         if output_format is PlanFormat.MARKDOWN:
-            out.print(plan_markdown(name, base_label, changes, findings, before, after), markup=False, end="")
+            markdown = plan_markdown(name, base_label, changes, findings, before, after, drift)
+            out.print(markdown, markup=False, end="")
         else:
             out.print(f"Plan for stack {name} ({path}) against {base_label}:", markup=False)
             out.print(_changes_table(changes) if changes else "  no traffic changes", markup=False)
+            if drift:
+                out.print(f"{DRIFT_NOTE}:", markup=False)
+                out.print(_changes_table(drift, "Deployed", "In the cluster"), markup=False)
             for finding in findings:
                 out.print(str(finding), markup=False)
         return REFUSED if errors_only(findings) else 0

@@ -39,9 +39,19 @@ from .render import (
 TYPE_PREFIX = "meshkit:index"
 
 
-def _child_opts(parent: pulumi.Resource, depends_on: list[pulumi.Resource] | None = None) -> pulumi.ResourceOptions:
+def _child_opts(
+    parent: pulumi.Resource,
+    depends_on: list[pulumi.Resource] | None = None,
+    on_error: pulumi.ErrorHook | None = None,
+    custom_timeouts: pulumi.CustomTimeouts | None = None,
+) -> pulumi.ResourceOptions:
     # A fresh options object per child: never copy the caller's opts into a child, which would replace parent.
-    return pulumi.ResourceOptions(parent=parent, depends_on=depends_on or [])
+    return pulumi.ResourceOptions(
+        parent=parent,
+        depends_on=depends_on or [],
+        hooks=pulumi.ResourceHookBinding(on_error=[on_error]) if on_error is not None else None,
+        custom_timeouts=custom_timeouts,
+    )
 
 
 class InjectedNamespace(pulumi.ComponentResource):
@@ -92,6 +102,10 @@ class VersionedServiceArgs:
     """SPIFFE principal per service named in ``allowFrom`` (see :func:`meshkit.render.caller_principals`)."""
     secret_values: pulumi.Input[Mapping[str, str]] | None = None
     """The values of the ``meshkit:secrets`` the env uses, as a Pulumi secret."""
+    ready_timeout: str | None = None
+    """How long the engine waits for each Deployment to become Available (a duration such as ``5m``)."""
+    on_error: pulumi.ErrorHook | None = None
+    """Called by the engine when a Deployment or the DestinationRule fails (see :mod:`meshkit.failures`)."""
 
 
 class VersionedService(pulumi.ComponentResource):
@@ -133,17 +147,20 @@ class VersionedService(pulumi.ComponentResource):
             opts=_child_opts(self, after_namespace),
         )
         self.deployments: dict[str, k8s.apps.v1.Deployment] = {}
+        timeouts = (
+            pulumi.CustomTimeouts(create=args.ready_timeout, update=args.ready_timeout) if args.ready_timeout else None
+        )
         for version in spec.versions:
             manifest = deployment_manifest(name, spec, version)
             self.deployments[version] = k8s.apps.v1.Deployment(
                 f"{deployment_name(name, version)}-deployment",
                 metadata=manifest["metadata"],
                 spec=manifest["spec"],
-                opts=_child_opts(self, pods_after),
+                opts=_child_opts(self, pods_after, args.on_error, timeouts),
             )
         destination_rule = destination_rule_manifest(name, spec)
         self.destination_rule = _custom_resource(
-            f"{name}-destinationrule", destination_rule, _child_opts(self, after_namespace)
+            f"{name}-destinationrule", destination_rule, _child_opts(self, after_namespace, args.on_error)
         )
         self.register_outputs(
             {
@@ -179,6 +196,8 @@ class TrafficSplitArgs:
     backend: VersionedService
     """The workloads and subsets the routes point at; the VirtualService waits for them."""
     extra_depends_on: list[pulumi.Resource] = field(default_factory=list)
+    on_error: pulumi.ErrorHook | None = None
+    """Called by the engine when the VirtualService fails (see :mod:`meshkit.failures`)."""
 
 
 class TrafficSplit(pulumi.ComponentResource):
@@ -195,7 +214,7 @@ class TrafficSplit(pulumi.ComponentResource):
         ]
         virtual_service = virtual_service_manifest(name, args.spec)
         self.virtual_service = _custom_resource(
-            f"{name}-virtualservice", virtual_service, _child_opts(self, ready_first)
+            f"{name}-virtualservice", virtual_service, _child_opts(self, ready_first, args.on_error)
         )
         self.routed_versions = routed
         self.register_outputs({"virtualServiceName": virtual_service["metadata"]["name"], "routedVersions": routed})

@@ -641,6 +641,9 @@ class StackConfig(MeshModel):
     """Default ``maxStep`` of every service of the stack."""
     trust_domain: str = "cluster.local"
     """The mesh's trust domain, the first part of every SPIFFE principal."""
+    ready_timeout: Duration = "10m"
+    """How long ``pulumi up`` waits for a created or updated Deployment to become Available before the step
+    fails (the routes to that version are then left as they were)."""
     secrets: dict[EnvName, Redacted] = Field(default_factory=dict)
     """Pulumi secrets for ``env`` (``pulumi config set --secret --path meshkit:secrets.<name> <value>``);
     only their names reach the models."""

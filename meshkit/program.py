@@ -9,6 +9,8 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 from pulumi.runtime import config as runtime_config
+from pulumi.runtime import settings
+from pulumi.runtime.proto import resource_pb2, resource_pb2_grpc
 
 from .analysis import analyze_stack, errors_only
 from .components import (
@@ -22,6 +24,7 @@ from .components import (
 )
 from .config import ENGINE_SOURCE, PROJECT, engine_config_keys
 from .errors import ConfigError, MeshkitError
+from .failures import FailedObject, explain_failure
 from .models import StackConfig
 from .render import caller_principals
 from .rollout import check_rollout, stack_summary
@@ -66,6 +69,7 @@ def build_mesh(
     stack: StackConfig,
     opts: pulumi.ResourceOptions | None = None,
     secret_values: pulumi.Input[Mapping[str, str]] | None = None,
+    on_error: pulumi.ErrorHook | None = None,
 ) -> Mesh:
     """Register every component of a validated stack config. Usable from any Pulumi program."""
     mesh = Mesh()
@@ -73,10 +77,12 @@ def build_mesh(
         mesh.namespaces[name] = InjectedNamespace(name, ns_spec, opts)
     principals = caller_principals(stack)
     for name, svc in stack.services.items():
-        args = VersionedServiceArgs(svc, mesh.namespaces.get(svc.namespace), principals, secret_values)
+        args = VersionedServiceArgs(
+            svc, mesh.namespaces.get(svc.namespace), principals, secret_values, stack.ready_timeout, on_error
+        )
         backend = VersionedService(name, args, opts)
         mesh.services[name] = backend
-        mesh.traffic[name] = TrafficSplit(name, TrafficSplitArgs(svc, backend), opts)
+        mesh.traffic[name] = TrafficSplit(name, TrafficSplitArgs(svc, backend, on_error=on_error), opts)
     for name, ns_spec in stack.namespaces.items():
         if ns_spec.default_deny:
             allow_policies: list[pulumi.Resource] = [
@@ -88,6 +94,23 @@ def build_mesh(
                 name, DenyByDefaultArgs(mesh.namespaces[name], allow_policies), opts
             )
     return mesh
+
+
+def explain_failures_hook() -> pulumi.ErrorHook | None:
+    """An error hook that adds meshkit's account of a failed object (:mod:`meshkit.failures`) to the
+    engine's error: what traffic does now and what to do. None where the engine has no error hooks."""
+    # The engine calls hooks back over gRPC; Pulumi's test mocks have no engine to do that.
+    real_engine = isinstance(settings.SETTINGS.monitor, resource_pb2_grpc.ResourceMonitorStub)
+    if not real_engine or not settings.monitor_supports_feature(resource_pb2.RESOURCE_MONITOR_FEATURE_ERROR_HOOKS):
+        return None
+
+    def explain(args: pulumi.ErrorHookArgs) -> bool:
+        inputs = args.new_inputs or args.old_inputs
+        pulumi.log.error(explain_failure(FailedObject.from_hook(args.type, args.failed_operation, inputs, args.errors)))
+        # Never retry: waiting again does not make pods ready, nor the API server accept the same object.
+        return False
+
+    return pulumi.ErrorHook("meshkit-explain-failure", explain)
 
 
 def main(read_deployed: Callable[[str], Mapping[str, Any]] = last_deployed_outputs) -> None:
@@ -105,6 +128,6 @@ def main(read_deployed: Callable[[str], Mapping[str, Any]] = last_deployed_outpu
     for warning in findings:
         pulumi.log.warn(str(warning))
     provider = kubernetes_provider(stack_name)
-    build_mesh(stack, pulumi.ResourceOptions(provider=provider), secret_config())
+    build_mesh(stack, pulumi.ResourceOptions(provider=provider), secret_config(), explain_failures_hook())
     for key, value in stack_summary(stack).items():
         pulumi.export(key, value)

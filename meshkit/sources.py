@@ -7,7 +7,9 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from .config import stack_file
+import yaml
+
+from .config import YAML_LOADER, stack_file
 from .errors import MeshkitError
 
 MAIN_BRANCHES = ("main", "master", "origin/main", "origin/master")
@@ -89,3 +91,41 @@ def read_outputs_file(path: Path) -> dict[str, Any]:
     if not isinstance(outputs, dict):
         raise MeshkitError(f"{path}: stack outputs must be a JSON object, as `pulumi stack output --json` prints")
     return outputs
+
+
+def stack_cluster(path: Path) -> list[str]:
+    """The kubectl flags that reach the cluster a stack file names (``kubernetes:kubeconfig`` or
+    ``kubernetes:context``); empty for a stack that renders manifests instead."""
+    try:
+        document = yaml.load(path.read_text(encoding="utf-8"), Loader=YAML_LOADER)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return []  # the stack checks report an unreadable file; the cluster is then unknown
+    config = document.get("config") if isinstance(document, dict) else None
+    if not isinstance(config, dict):
+        return []
+    flags = []
+    if config.get("kubernetes:kubeconfig"):
+        kubeconfig = str(config["kubernetes:kubeconfig"])
+        # A path (relative to the project, as the provider reads it) or the kubeconfig's contents.
+        if "\n" not in kubeconfig:
+            flags += ["--kubeconfig", str(project_root(path.resolve().parent) / kubeconfig)]
+    if config.get("kubernetes:context"):
+        flags += ["--context", str(config["kubernetes:context"])]
+    return flags
+
+
+def live_virtual_services(cluster_flags: list[str], namespaces: list[str]) -> dict[str, dict[str, Any]]:
+    """The VirtualServices in ``namespaces`` as the cluster stores them now, by name, read with kubectl."""
+    found: dict[str, dict[str, Any]] = {}
+    for namespace in namespaces:
+        try:
+            result = subprocess.run(
+                ["kubectl", *cluster_flags, "get", "virtualservices.networking.istio.io", "-n", namespace,
+                 "-o", "json"], capture_output=True, text=True, timeout=60, check=False,
+            )  # fmt: skip
+        except FileNotFoundError:
+            raise MeshkitError("kubectl is not on PATH: it reads the cluster's VirtualServices for drift") from None
+        if result.returncode != 0:
+            raise MeshkitError(f"cannot read VirtualServices in namespace {namespace}: {result.stderr.strip()}")
+        found.update({item["metadata"]["name"]: item for item in json.loads(result.stdout)["items"]})
+    return found

@@ -1,0 +1,171 @@
+"""Deploying stacks to the live control plane through the real Pulumi CLI, and reading back what landed."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from meshkit.models import StackConfig
+from meshkit.render import render_stack
+from toolchain.cluster import LocalCluster, stack_file_for_cluster
+
+from ..e2e.engine import PulumiProject, new_project
+from ..scenario_data import SCENARIOS, scenario_raw
+from .kube import RESOURCES, Kube, object_path
+
+ISTIO_GROUPS = ("networking.istio.io/", "security.istio.io/")
+DEPLOYMENT, DESTINATION_RULE, VIRTUAL_SERVICE = (
+    ("apps/v1", "Deployment"),
+    ("networking.istio.io/v1", "DestinationRule"),
+    ("networking.istio.io/v1", "VirtualService"),
+)
+
+
+def stack_text(raw: dict[str, Any]) -> str:
+    """A stack file's text for ``meshkit:`` keys given as plain data."""
+    return yaml.safe_dump({"config": {f"meshkit:{key}": value for key, value in raw.items()}}, sort_keys=False)
+
+
+def in_namespace(raw: dict[str, Any], namespace: str) -> dict[str, Any]:
+    """A stack config with its one namespace renamed, so that tests sharing the cluster do not meet."""
+    raw = copy.deepcopy(raw)
+    (old,) = raw["namespaces"]
+    raw["namespaces"] = {namespace: raw["namespaces"][old]}
+    for service in raw["services"].values():
+        service["namespace"] = namespace
+    return raw
+
+
+@dataclass
+class LiveStack:
+    """A throw-away copy of the Pulumi project whose stack deploys to the local cluster."""
+
+    project: PulumiProject
+    cluster: LocalCluster
+    config: StackConfig | None = None
+
+    def use(self, raw: dict[str, Any]) -> None:
+        self.use_text(stack_text(raw))
+
+    def use_step(self, step: str) -> None:
+        self.use_text((SCENARIOS / f"{step}.yaml").read_text())
+
+    def use_text(self, text: str) -> None:
+        """The stack file a user would write: the reviewed meshkit keys plus `kubernetes:kubeconfig`."""
+        self.project.use_stack_text(stack_file_for_cluster(text, self.cluster.kubeconfig, "test stack"))
+        document = yaml.safe_load(text)
+        self.config = StackConfig.model_validate(
+            {k.removeprefix("meshkit:"): v for k, v in document["config"].items() if k.startswith("meshkit:")}
+        )
+
+    def up(self, check: bool = True) -> Any:
+        return self.project.pulumi("up", "--yes", "--skip-preview", check=check)
+
+    def destroy(self) -> None:
+        self.project.pulumi("destroy", "--yes")
+
+
+def new_live_stack(directory: Path, cluster: LocalCluster, stack: str = "live") -> LiveStack:
+    return LiveStack(new_project(directory, stack), cluster)
+
+
+def scenario_in(step: str, namespace: str) -> dict[str, Any]:
+    return in_namespace(scenario_raw(step), namespace)
+
+
+# --- what landed --------------------------------------------------------------------------------------
+
+
+def differences(expected: Any, stored: Any, path: str = "") -> list[str]:
+    """Where ``stored`` does not hold ``expected``: every rendered field must be there with its value;
+    fields the API server adds (defaults, status) are allowed. Lists must match element by element."""
+    if isinstance(expected, dict) and isinstance(stored, dict):
+        found = []
+        for key, value in expected.items():
+            if key not in stored:
+                found.append(f"{path}.{key}: missing")
+            else:
+                found += differences(value, stored[key], f"{path}.{key}")
+        return found
+    if isinstance(expected, list) and isinstance(stored, list):
+        if len(expected) != len(stored):
+            return [f"{path}: {len(expected)} items rendered, {len(stored)} stored"]
+        return [d for i, (e, s) in enumerate(zip(expected, stored, strict=True)) for d in differences(e, s, f"{path}[{i}]")]
+    return [] if expected == stored else [f"{path}: rendered {expected!r}, stored {stored!r}"]
+
+
+def stored_against_render(kube: Kube, stack: StackConfig) -> list[str]:
+    """Every rendered object compared with the one the API server stores; empty when they agree.
+
+    Istio objects must match spec for spec exactly (the API server adds nothing to a custom resource's
+    spec); built-in kinds must hold every rendered field, beside the defaults the API server fills in.
+    """
+    problems = []
+    for manifest in render_stack(stack):
+        ref = f"{manifest['kind']} {manifest['metadata'].get('namespace', '')}/{manifest['metadata']['name']}"
+        stored = kube.get(object_path(manifest))
+        if stored is None:
+            problems.append(f"{ref}: not in the API server")
+            continue
+        labels = manifest["metadata"].get("labels") or {}
+        if labels != (stored["metadata"].get("labels") or {}):
+            problems.append(f"{ref}: labels {stored['metadata'].get('labels')} stored, {labels} rendered")
+        if manifest["apiVersion"].startswith(ISTIO_GROUPS):
+            if manifest["spec"] != stored["spec"]:
+                problems.append(f"{ref}: spec differs: rendered {manifest['spec']}, stored {stored['spec']}")
+        elif manifest["kind"] == "Secret":
+            # The value is rendered as a placeholder; the keys must be there.
+            if set(manifest.get("stringData") or {}) != set(stored.get("data") or {}):
+                problems.append(f"{ref}: keys {sorted(stored.get('data') or {})} stored")
+        else:
+            body = {k: v for k, v in manifest.items() if k not in ("apiVersion", "kind", "metadata")}
+            problems += [f"{ref}: {d}" for d in differences(body, stored)]
+    return problems
+
+
+def extra_objects(kube: Kube, stack: StackConfig) -> list[str]:
+    """Objects of the kinds meshkit manages that are in the stack's namespaces but not in its render."""
+    rendered = {(m["kind"], m["metadata"].get("namespace"), m["metadata"]["name"]) for m in render_stack(stack)}
+    found = []
+    for namespace in stack.namespaces:
+        for api_version, kind in RESOURCES:
+            if kind == "Namespace":
+                continue
+            for item in kube.items(api_version, kind, namespace):
+                key = (kind, namespace, item["metadata"]["name"])
+                # The controller manager gives every namespace a `default` ServiceAccount.
+                if key not in rendered and key != ("ServiceAccount", namespace, "default"):
+                    found.append(f"{kind} {namespace}/{key[2]}")
+    return found
+
+
+def unavailable_deployments(kube: Kube, stack: StackConfig) -> list[str]:
+    """Deployments of the stack that are not Available with every replica ready."""
+    problems = []
+    for manifest in render_stack(stack):
+        if manifest["kind"] != "Deployment":
+            continue
+        stored = kube.get(object_path(manifest)) or {}
+        status = stored.get("status") or {}
+        available = any(c["type"] == "Available" and c["status"] == "True" for c in status.get("conditions") or [])
+        replicas = manifest["spec"]["replicas"]
+        if not available or status.get("availableReplicas", 0) != replicas:
+            problems.append(f"Deployment {manifest['metadata']['name']}: {status.get('availableReplicas', 0)}/{replicas}")
+    return problems
+
+
+def routes(virtual_service: dict[str, Any]) -> list[tuple[str, int]]:
+    """(subset, weight) of every destination of every rule of a VirtualService object."""
+    return [
+        (d["destination"].get("subset", ""), d.get("weight", 100))
+        for rule in virtual_service["spec"].get("http", [])
+        for d in rule.get("route", [])
+    ]
+
+
+def routed_subsets(virtual_service: dict[str, Any]) -> set[str]:
+    return {subset for subset, weight in routes(virtual_service) if weight > 0}

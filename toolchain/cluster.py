@@ -1,0 +1,476 @@
+"""A local Kubernetes control plane on loopback, for trying meshkit against a real API server and for the
+live test tier: etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok (simulated nodes and
+pods, so Deployments become Available without a kubelet or a container runtime), with Istio's CRDs.
+
+    python -m toolchain.cluster up   [--dir DIR]   # start; prints the kubeconfig path (make cluster)
+    python -m toolchain.cluster down [--dir DIR]   # stop by PID and delete DIR (make cluster-down)
+    python -m toolchain.cluster status [--dir DIR]
+    python -m toolchain.cluster stack-file STACK   # stacks/Pulumi.STACK.yaml pointed at this cluster
+
+The binaries come from toolchain/build-cluster.sh (built from Go modules, cached). Every component listens
+on a random free loopback port, with certificates made for this cluster alone, RBAC authorization and an
+audit log of every write (DIR/audit.log, at Metadata level: kube-apiserver 1.36 drops server-side-apply
+requests from a JSON audit log that records bodies). Nothing here needs the meshkit package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+TOOLCHAIN = Path(__file__).resolve().parent
+REPO = TOOLCHAIN.parent
+DEFAULT_DIR = REPO / ".cluster"
+ISTIO_CRDS = REPO / "meshkit" / "schemas" / "istio-1.30.3" / "customresourcedefinitions.gen.yaml"
+KWOK_STAGES = TOOLCHAIN / "kwok-stages.yaml"
+NODE_NAME = "kwok-node-0"
+SERVICE_CIDR = "10.96.0.0/16"
+ADMIN_USER = "meshkit-admin"
+
+# Start order; stopped in reverse.
+COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+
+
+class ClusterError(Exception):
+    """The control plane could not be built, started or reached; the message says what to look at."""
+
+
+def say(message: str) -> None:
+    print(f"[cluster] {message}", file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def build_binaries() -> Path:
+    """The bin directory of the pinned control plane, built (or found cached) by build-cluster.sh."""
+    result = subprocess.run(
+        [str(TOOLCHAIN / "build-cluster.sh")], stdout=subprocess.PIPE, stderr=None, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise ClusterError(f"toolchain/build-cluster.sh failed with exit code {result.returncode}: see its output above")
+    return Path(result.stdout.strip().splitlines()[-1])
+
+
+@dataclass(frozen=True)
+class Pki:
+    """Certificates made with openssl for one cluster: a CA, the API server's serving certificate, one
+    client certificate per component and for the admin, and the service-account signing key pair."""
+
+    directory: Path
+
+    def path(self, name: str) -> Path:
+        return self.directory / name
+
+    def _openssl(self, *args: str, stdin: str | None = None) -> None:
+        result = subprocess.run(["openssl", *args], input=stdin, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise ClusterError(f"openssl {args[0]} failed: {result.stderr.strip()}")
+
+    def _key(self, name: str) -> Path:
+        key = self.path(f"{name}.key")
+        self._openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", str(key))
+        return key
+
+    def _signed(self, name: str, subject: str, extensions: str) -> None:
+        key = self._key(name)
+        csr = self.path(f"{name}.csr")
+        self._openssl("req", "-new", "-key", str(key), "-subj", subject, "-out", str(csr))
+        ext_file = self.path(f"{name}.ext")
+        ext_file.write_text(extensions)
+        self._openssl(
+            "x509", "-req", "-in", str(csr), "-CA", str(self.path("ca.crt")), "-CAkey", str(self.path("ca.key")),
+            "-CAcreateserial", "-days", "30", "-extfile", str(ext_file), "-out", str(self.path(f"{name}.crt")),
+        )  # fmt: skip
+        csr.unlink()
+        ext_file.unlink()
+
+    def create(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        ca_key = self._key("ca")
+        self._openssl(
+            "req", "-x509", "-new", "-key", str(ca_key), "-subj", "/CN=meshkit-local-ca", "-days", "30",
+            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+            "-out", str(self.path("ca.crt")),
+        )  # fmt: skip
+        self._signed(
+            "apiserver",
+            "/CN=kube-apiserver",
+            "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n"
+            "extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost,IP:10.96.0.1,"
+            "DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc\n",
+        )
+        client = "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n"
+        for name, subject in CLIENTS.items():
+            self._signed(name, subject, client)
+        self._openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", str(self.path("sa.key")))
+        self._openssl("pkey", "-in", str(self.path("sa.key")), "-pubout", "-out", str(self.path("sa.pub")))
+
+
+# Client identities. The admin (and kwok, which plays every kubelet) are cluster admins through the
+# system:masters group; the controller manager and scheduler get their bootstrap RBAC roles by user name.
+CLIENTS = {
+    "admin": f"/O=system:masters/CN={ADMIN_USER}",
+    "controller-manager": "/CN=system:kube-controller-manager",
+    "scheduler": "/CN=system:kube-scheduler",
+    "kwok": "/O=system:masters/CN=kwok",
+}
+
+AUDIT_POLICY = """\
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  # Reads are the bulk of the traffic and say nothing about what changed.
+  - level: None
+    verbs: [get, list, watch]
+  - level: None
+    resources: [{group: coordination.k8s.io, resources: [leases]}]
+  - level: Metadata
+"""
+
+
+@dataclass(frozen=True)
+class LocalCluster:
+    """One control plane's files: certificates, kubeconfigs, data, logs and the PIDs of its processes."""
+
+    directory: Path
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.directory / "kubeconfig"
+
+    @property
+    def audit_log(self) -> Path:
+        return self.directory / "audit.log"
+
+    @property
+    def state_file(self) -> Path:
+        return self.directory / "cluster.json"
+
+    @property
+    def pki(self) -> Pki:
+        return Pki(self.directory / "pki")
+
+    def state(self) -> dict[str, object]:
+        try:
+            state: dict[str, object] = json.loads(self.state_file.read_text())
+            return state
+        except FileNotFoundError:
+            return {}
+
+    @property
+    def server(self) -> str:
+        return str(self.state()["server"])
+
+    # --- processes ----------------------------------------------------------------------------------
+
+    def pids(self) -> dict[str, int]:
+        pids = self.state().get("pids") or {}
+        assert isinstance(pids, dict)
+        return {name: int(pid) for name, pid in pids.items()}
+
+    def running(self) -> dict[str, int]:
+        """The components whose recorded PID is alive and still runs that component's binary."""
+        return {name: pid for name, pid in self.pids().items() if _runs(pid, name)}
+
+    def _start(self, name: str, args: list[str], pids: dict[str, int]) -> None:
+        log = (self.directory / "logs" / f"{name}.log").open("ab")
+        # A session of its own: Ctrl-C in the shell that ran `make cluster` does not stop the cluster.
+        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   start_new_session=True)  # fmt: skip
+        pids[name] = process.pid
+        self._write_state(pids=pids)
+
+    def _write_state(self, **values: object) -> None:
+        state = {**self.state(), **values}
+        self.state_file.write_text(json.dumps(state, indent=2) + "\n")
+
+    def stop(self, delete: bool = True) -> None:
+        """Stop every component by its recorded PID (TERM, then KILL after 10 s), then delete the directory
+        unless told to keep it (its logs explain a failed start)."""
+        running = self.running()
+        for name in reversed(COMPONENTS):
+            if name in running:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(running[name], signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and self.running():
+            time.sleep(0.1)
+        for pid in self.running().values():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        if delete and self.directory.exists():
+            shutil.rmtree(self.directory)
+
+    # --- start --------------------------------------------------------------------------------------
+
+    def start(self, bin_dir: Path, timeout: float = 120) -> None:
+        """Start a new control plane in ``directory`` (which must not hold a running one) and wait until it
+        serves: API server ready, Istio CRDs established, the simulated node Ready and schedulable."""
+        if self.running():
+            raise ClusterError(f"a cluster is already running in {self.directory}: stop it first (make cluster-down)")
+        if self.directory.exists():
+            shutil.rmtree(self.directory)
+        (self.directory / "logs").mkdir(parents=True)
+        started = time.monotonic()
+        self.pki.create()
+        ports = {name: free_port() for name in ("etcd", "etcd-peer", "apiserver", "controller-manager", "scheduler")}
+        server = f"https://127.0.0.1:{ports['apiserver']}"
+        self._write_state(server=server, ports=ports, bin=str(bin_dir), pids={})
+        for name in CLIENTS:
+            self._write_kubeconfig(self.directory / f"{name}.kubeconfig", name, server)
+        shutil.copy(self.directory / "admin.kubeconfig", self.kubeconfig)
+        (self.directory / "audit-policy.yaml").write_text(AUDIT_POLICY)
+
+        pids: dict[str, int] = {}
+        deadline = started + timeout
+        self._start("etcd", self._etcd_args(bin_dir, ports), pids)
+        _wait(f"etcd on port {ports['etcd']}", deadline, self, lambda: _http_ok(f"http://127.0.0.1:{ports['etcd']}/health"))
+        self._start("kube-apiserver", self._apiserver_args(bin_dir, ports), pids)
+        _wait("kube-apiserver /readyz", deadline, self, lambda: self._api_ok("/readyz"))
+        self._start("kube-controller-manager", self._controller_manager_args(bin_dir, ports), pids)
+        self._start("kube-scheduler", self._scheduler_args(bin_dir, ports), pids)
+        self._start("kwok", self._kwok_args(bin_dir), pids)
+
+        self.kubectl(bin_dir, "apply", "--server-side", "-f", str(ISTIO_CRDS))
+        self.kubectl(bin_dir, "apply", "--server-side", "-f", "-", stdin=json.dumps(_node_manifest()))
+        self.kubectl(bin_dir, "wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+        _wait("the simulated node to be Ready without taints", deadline, self, lambda: self._node_schedulable(bin_dir))
+        _wait("the default ServiceAccount", deadline, self,
+              lambda: self._api_ok("/api/v1/namespaces/default/serviceaccounts/default"))  # fmt: skip
+        self._write_state(startup_seconds=round(time.monotonic() - started, 1))
+
+    def kubectl(self, bin_dir: Path, *args: str, stdin: str | None = None) -> str:
+        result = subprocess.run(
+            [str(bin_dir / "kubectl"), "--kubeconfig", str(self.kubeconfig), *args],
+            input=stdin, capture_output=True, text=True, check=False, timeout=120,
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise ClusterError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
+        return result.stdout
+
+    def _api_ok(self, path: str) -> bool:
+        context = ssl.create_default_context(cafile=str(self.pki.path("ca.crt")))
+        context.load_cert_chain(self.pki.path("admin.crt"), self.pki.path("admin.key"))
+        return _http_ok(self.server + path, context)
+
+    def _node_schedulable(self, bin_dir: Path) -> bool:
+        node = json.loads(self.kubectl(bin_dir, "get", "node", NODE_NAME, "-o", "json"))
+        ready = any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"].get("conditions", []))
+        return ready and not node["spec"].get("taints")
+
+    def _write_kubeconfig(self, path: Path, client: str, server: str) -> None:
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "meshkit-local", "cluster": {
+                "server": server, "certificate-authority": str(self.pki.path("ca.crt"))}}],
+            "users": [{"name": client, "user": {
+                "client-certificate": str(self.pki.path(f"{client}.crt")),
+                "client-key": str(self.pki.path(f"{client}.key"))}}],
+            "contexts": [{"name": "meshkit-local", "context": {"cluster": "meshkit-local", "user": client}}],
+            "current-context": "meshkit-local",
+        }  # fmt: skip
+        path.write_text(json.dumps(config, indent=2) + "\n")
+
+    def _etcd_args(self, bin_dir: Path, ports: dict[str, int]) -> list[str]:
+        client, peer = f"http://127.0.0.1:{ports['etcd']}", f"http://127.0.0.1:{ports['etcd-peer']}"
+        return [
+            str(bin_dir / "etcd"), "--name", "meshkit", "--data-dir", str(self.directory / "etcd"),
+            "--listen-client-urls", client, "--advertise-client-urls", client,
+            "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+            "--initial-cluster", f"meshkit={peer}", "--log-level", "warn",
+            # A throw-away cluster: durability buys nothing and fsync costs seconds per test.
+            "--unsafe-no-fsync",
+        ]  # fmt: skip
+
+    def _apiserver_args(self, bin_dir: Path, ports: dict[str, int]) -> list[str]:
+        pki = self.pki
+        return [
+            str(bin_dir / "kube-apiserver"),
+            "--etcd-servers", f"http://127.0.0.1:{ports['etcd']}",
+            "--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1",
+            "--secure-port", str(ports["apiserver"]),
+            "--tls-cert-file", str(pki.path("apiserver.crt")), "--tls-private-key-file", str(pki.path("apiserver.key")),
+            "--client-ca-file", str(pki.path("ca.crt")),
+            "--service-account-issuer", "https://kubernetes.default.svc.cluster.local",
+            "--service-account-key-file", str(pki.path("sa.pub")),
+            "--service-account-signing-key-file", str(pki.path("sa.key")),
+            "--service-cluster-ip-range", SERVICE_CIDR,
+            "--authorization-mode", "RBAC",
+            "--audit-policy-file", str(self.directory / "audit-policy.yaml"),
+            "--audit-log-path", str(self.audit_log), "--audit-log-format", "json",
+            "--cert-dir", str(self.directory / "apiserver-certs"),
+        ]  # fmt: skip
+
+    def _controller_manager_args(self, bin_dir: Path, ports: dict[str, int]) -> list[str]:
+        kubeconfig = str(self.directory / "controller-manager.kubeconfig")
+        return [
+            str(bin_dir / "kube-controller-manager"),
+            "--kubeconfig", kubeconfig, "--authentication-kubeconfig", kubeconfig,
+            "--authorization-kubeconfig", kubeconfig,
+            "--bind-address", "127.0.0.1", "--secure-port", str(ports["controller-manager"]),
+            "--cert-dir", str(self.directory / "controller-manager-certs"),
+            "--leader-elect=false", "--use-service-account-credentials",
+            "--service-account-private-key-file", str(self.pki.path("sa.key")),
+            "--root-ca-file", str(self.pki.path("ca.crt")),
+            "--service-cluster-ip-range", SERVICE_CIDR,
+        ]  # fmt: skip
+
+    def _scheduler_args(self, bin_dir: Path, ports: dict[str, int]) -> list[str]:
+        kubeconfig = str(self.directory / "scheduler.kubeconfig")
+        return [
+            str(bin_dir / "kube-scheduler"),
+            "--kubeconfig", kubeconfig, "--authentication-kubeconfig", kubeconfig,
+            "--authorization-kubeconfig", kubeconfig,
+            "--bind-address", "127.0.0.1", "--secure-port", str(ports["scheduler"]),
+            "--cert-dir", str(self.directory / "scheduler-certs"), "--leader-elect=false",
+        ]  # fmt: skip
+
+    def _kwok_args(self, bin_dir: Path) -> list[str]:
+        return [
+            str(bin_dir / "kwok"), "--kubeconfig", str(self.directory / "kwok.kubeconfig"),
+            "--config", str(KWOK_STAGES),
+            "--manage-all-nodes=false", "--manage-nodes-with-annotation-selector", "kwok.x-k8s.io/node=fake",
+            # kwok renews the node's Lease, so the node-lifecycle controller keeps it Ready.
+            "--node-lease-duration-seconds", "40",
+        ]  # fmt: skip
+
+
+def _node_manifest() -> dict[str, object]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": NODE_NAME,
+            "annotations": {"kwok.x-k8s.io/node": "fake"},
+            "labels": {"kubernetes.io/hostname": NODE_NAME, "kubernetes.io/os": "linux", "type": "kwok"},
+        },
+    }
+
+
+def _runs(pid: int, binary: str) -> bool:
+    """Whether ``pid`` is alive and runs ``binary``: a PID left in a state file may have been reused."""
+    try:
+        argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0", 1)[0].decode()
+    except OSError:
+        return False
+    return Path(argv0).name == binary
+
+
+def _http_ok(url: str, context: ssl.SSLContext | None = None) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2, context=context) as response:
+            return bool(response.status == 200)
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+def _wait(what: str, deadline: float, cluster: LocalCluster, ready: object) -> None:
+    assert callable(ready)
+    while time.monotonic() < deadline:
+        for name, pid in cluster.pids().items():
+            if not _runs(pid, name):
+                log = cluster.directory / "logs" / f"{name}.log"
+                tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+                raise ClusterError(f"{name} exited while waiting for {what}; the end of {log}:\n{tail}")
+        with contextlib.suppress(ClusterError):
+            if ready():
+                return
+        time.sleep(0.2)
+    raise ClusterError(f"timed out waiting for {what}; the logs are in {cluster.directory / 'logs'}")
+
+
+@contextlib.contextmanager
+def running_cluster(directory: Path, bin_dir: Path | None = None) -> Iterator[LocalCluster]:
+    """A control plane for the duration of a ``with`` block, stopped by PID at the end whatever happens."""
+    cluster = LocalCluster(directory)
+    try:
+        cluster.start(bin_dir or build_binaries())
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def stack_file_for_cluster(text: str, kubeconfig: Path, source: str) -> str:
+    """A stack file's text with ``kubernetes:kubeconfig`` set to this cluster, every other line untouched
+    (so meshkit's keys read exactly as in the reviewed file)."""
+    lines = text.splitlines()
+    try:
+        config_line = next(i for i, line in enumerate(lines) if line.rstrip() == "config:")
+    except StopIteration:
+        raise ClusterError(f"{source}: no top-level 'config:' line to add the cluster's kubeconfig under") from None
+    if any(line.lstrip().startswith(("kubernetes:kubeconfig:", "kubernetes:context:")) for line in lines):
+        raise ClusterError(f"{source} already names a cluster (kubernetes:kubeconfig or kubernetes:context)")
+    body = [line for line in lines[config_line + 1 :] if line.strip() and not line.lstrip().startswith("#")]
+    indent = body[0][: len(body[0]) - len(body[0].lstrip())] if body else "  "
+    lines.insert(config_line + 1, f"{indent}kubernetes:kubeconfig: {json.dumps(str(kubeconfig))}")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m toolchain.cluster", description=__doc__.split("\n\n")[0])
+    parser.add_argument("action", choices=["up", "down", "status", "stack-file"])
+    parser.add_argument("stack", nargs="?", help="with stack-file: the stack whose file to point at this cluster")
+    parser.add_argument("--dir", type=Path, default=Path(os.environ.get("MESHKIT_CLUSTER_DIR", DEFAULT_DIR)),
+                        help="where the cluster keeps its files (default: .cluster in the project)")  # fmt: skip
+    args = parser.parse_args(argv)
+    cluster = LocalCluster(args.dir.resolve())
+    try:
+        if args.action == "up":
+            bin_dir = build_binaries()
+            say(f"starting the control plane in {cluster.directory}")
+            cluster.start(bin_dir)
+            say(f"ready in {cluster.state()['startup_seconds']} s: {cluster.server}, Istio CRDs installed, node {NODE_NAME}")
+            say(f"kubeconfig: {cluster.kubeconfig}; audit log: {cluster.audit_log}; stop: make cluster-down")
+            print(cluster.kubeconfig)
+        elif args.action == "stack-file":
+            # `make up STACK=dev CLUSTER=local`: stacks/Pulumi.dev.yaml, pointed at this cluster.
+            if not args.stack:
+                parser.error("stack-file needs a stack name")
+            if not cluster.running():
+                raise ClusterError(f"no cluster is running in {cluster.directory}: start one with `make cluster`")
+            source = REPO / "stacks" / f"Pulumi.{args.stack}.yaml"
+            if not source.is_file():
+                raise ClusterError(f"{source} does not exist: STACK must name a file in stacks/")
+            target = cluster.directory / source.name
+            target.write_text(stack_file_for_cluster(source.read_text(), cluster.kubeconfig, str(source)))
+            print(target)
+        elif args.action == "down":
+            stopped = cluster.running()
+            cluster.stop()
+            say(f"stopped {', '.join(stopped) or 'nothing (no cluster was running)'}")
+        else:
+            running = cluster.running()
+            for name in COMPONENTS:
+                print(f"{name:24} {'running, pid ' + str(running[name]) if name in running else 'stopped'}")
+            return 0 if len(running) == len(COMPONENTS) else 1
+    except ClusterError as err:
+        say(f"error: {err}")
+        if args.action == "up":
+            cluster.stop(delete=False)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

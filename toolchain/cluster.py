@@ -193,11 +193,15 @@ class LocalCluster:
         return {name: pid for name, pid in self.pids().items() if _runs(pid, name)}
 
     def _start(self, name: str, args: list[str], pids: dict[str, int]) -> None:
-        log = (self.directory / "logs" / f"{name}.log").open("ab")
-        # A session of its own: Ctrl-C in the shell that ran `make cluster` does not stop the cluster.
-        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   start_new_session=True)  # fmt: skip
-        pids[name] = process.pid
+        log = self.directory / "logs" / f"{name}.log"
+        # Started through a shell that exits at once: the component is nobody's child, outlives the command
+        # that started it, and is stopped by its PID. Its own session: Ctrl-C in that shell does not reach it.
+        launched = subprocess.run(
+            ["sh", "-c", '"$@" >>"$MESHKIT_LOG" 2>&1 </dev/null & echo $!', "sh", *args],
+            env={**os.environ, "MESHKIT_LOG": str(log)}, capture_output=True, text=True, check=True,
+            start_new_session=True,
+        )  # fmt: skip
+        pids[name] = int(launched.stdout)
         self._write_state(pids=pids)
 
     def _write_state(self, **values: object) -> None:

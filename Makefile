@@ -32,6 +32,7 @@ endif
 
 ## make up STACK=dev: perform the rollout step the stack file describes (renders to rendered/<stack>/ without a cluster)
 up: stack
+	@meshkit unlock $(STACK)
 	pulumi up --yes --skip-preview=false --stack $(STACK) --non-interactive $(STACK_CONFIG)
 
 ## make preview STACK=dev: show the plan, change nothing
@@ -39,6 +40,7 @@ preview: stack
 	pulumi preview --diff --stack $(STACK) --non-interactive $(STACK_CONFIG)
 
 destroy: stack
+	@meshkit unlock $(STACK)
 	pulumi destroy --yes --stack $(STACK) --non-interactive $(STACK_CONFIG)
 
 ## make cluster: a local Kubernetes control plane (kwok nodes, Istio CRDs) on loopback; writes .cluster/kubeconfig

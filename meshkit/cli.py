@@ -9,6 +9,7 @@ module: :mod:`meshkit.analysis`/:mod:`meshkit.rollout` (check), :mod:`meshkit.pl
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -31,10 +32,13 @@ from .plan import Change, plan_changes
 from .render import Manifest, manifests_to_yaml, render_stack
 from .rollout import check_rollout, stack_summary
 from .drift import weight_drift
+from .stale_locks import backend_directory, remove_stale_locks
 from .sources import (
     last_deployed_outputs,
     live_virtual_services,
     merge_base,
+    project_name,
+    project_root,
     read_outputs_file,
     resolve_stack,
     stack_cluster,
@@ -354,6 +358,44 @@ def graph(
         else:
             sys.stdout.buffer.write(data)
             sys.stdout.flush()
+        return 0
+
+    _run(body)
+
+
+# --- unlock ------------------------------------------------------------------------------------------
+
+
+@app.command()
+def unlock(
+    stack: Annotated[str, typer.Argument(help="Stack name, as `pulumi --stack` takes it.")],
+    backend: Annotated[
+        str | None, typer.Option(help="Backend URL (default: $PULUMI_BACKEND_URL, as the pulumi CLI reads it).")
+    ] = None,
+) -> None:
+    """Remove the locks a killed `pulumi up` left on a file backend; a live update's lock is kept.
+
+    `make up` runs this first, so the next `up` after an interrupted one completes the step.
+    """
+
+    def body() -> int:
+        url = backend or os.environ.get("PULUMI_BACKEND_URL", "")
+        directory = backend_directory(url)
+        if directory is None:
+            out.print(f"backend {url or '(none set)'} is not a file:// backend: its locks are not meshkit's", markup=False)
+            return 0
+        project = project_name(project_root(Path.cwd()))
+        removed, held = remove_stale_locks(directory, project, stack)
+        for lock in removed:
+            err.print(f"meshkit: removed the stale {lock}: its process is gone", markup=False)
+        if held:
+            raise MeshkitError(
+                "\n".join(
+                    [f"stack {stack} is locked by an update that may still run:"]
+                    + [f"  {lock}" for lock in held]
+                    + ["wait for it to end; if you know it is gone, run `pulumi cancel --stack " + stack + "`"]
+                )
+            )
         return 0
 
     _run(body)

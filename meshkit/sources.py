@@ -23,6 +23,17 @@ def project_root(start: Path) -> Path:
     return start
 
 
+def project_name(root: Path) -> str:
+    """The ``name`` of the Pulumi project at ``root`` (what the file backend files its stacks under)."""
+    try:
+        document = yaml.load((root / "Pulumi.yaml").read_text(encoding="utf-8"), Loader=YAML_LOADER)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        raise MeshkitError(f"{root / 'Pulumi.yaml'}: cannot read the project's name ({error})") from None
+    if not isinstance(document, dict) or not isinstance(document.get("name"), str):
+        raise MeshkitError(f"{root / 'Pulumi.yaml'}: has no project `name`")
+    return str(document["name"])
+
+
 def resolve_stack(stack_or_path: str, cwd: Path | None = None) -> tuple[str, Path]:
     """``prod`` → ``("prod", <project>/stacks/Pulumi.prod.yaml)``; a path to a stack file is taken as is."""
     cwd = cwd or Path.cwd()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,11 +14,13 @@ from meshkit.models import StackConfig
 from meshkit.render import render_stack
 from toolchain.cluster import LocalCluster, stack_file_for_cluster
 
-from ..e2e.engine import PulumiProject, new_project
+from ..e2e.engine import VENV_BIN, PulumiProject, new_project
 from ..scenario_data import SCENARIOS, scenario_raw
-from .kube import RESOURCES, Kube, object_path
+from .kube import MANAGED, Kube, object_path
 
 ISTIO_GROUPS = ("networking.istio.io/", "security.istio.io/")
+# The API server labels every Namespace with its own name.
+SERVER_SET_LABELS = {"kubernetes.io/metadata.name"}
 DEPLOYMENT, DESTINATION_RULE, VIRTUAL_SERVICE = (
     ("apps/v1", "Deployment"),
     ("networking.istio.io/v1", "DestinationRule"),
@@ -64,6 +67,13 @@ class LiveStack:
 
     def up(self, check: bool = True) -> Any:
         return self.project.pulumi("up", "--yes", "--skip-preview", check=check)
+
+    def unlock(self) -> subprocess.CompletedProcess[str]:
+        """What `make up` runs before `pulumi up`: remove the locks of updates that were killed."""
+        return subprocess.run(
+            [str(VENV_BIN / "meshkit"), "unlock", self.project.stack],
+            cwd=self.project.root, env=self.project.env, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
 
     def destroy(self) -> None:
         self.project.pulumi("destroy", "--yes")
@@ -112,7 +122,10 @@ def stored_against_render(kube: Kube, stack: StackConfig) -> list[str]:
             problems.append(f"{ref}: not in the API server")
             continue
         labels = manifest["metadata"].get("labels") or {}
-        if labels != (stored["metadata"].get("labels") or {}):
+        stored_labels = {
+            k: v for k, v in (stored["metadata"].get("labels") or {}).items() if k not in SERVER_SET_LABELS
+        }
+        if labels != stored_labels:
             problems.append(f"{ref}: labels {stored['metadata'].get('labels')} stored, {labels} rendered")
         if manifest["apiVersion"].startswith(ISTIO_GROUPS):
             if manifest["spec"] != stored["spec"]:
@@ -132,7 +145,7 @@ def extra_objects(kube: Kube, stack: StackConfig) -> list[str]:
     rendered = {(m["kind"], m["metadata"].get("namespace"), m["metadata"]["name"]) for m in render_stack(stack)}
     found = []
     for namespace in stack.namespaces:
-        for api_version, kind in RESOURCES:
+        for api_version, kind in MANAGED:
             if kind == "Namespace":
                 continue
             for item in kube.items(api_version, kind, namespace):

@@ -18,7 +18,7 @@ from typing import Any
 from toolchain.cluster import ADMIN_USER, LocalCluster
 
 # (apiVersion, kind) → the resource's plural, for every kind meshkit renders.
-RESOURCES = {
+MANAGED = {
     ("v1", "Namespace"): "namespaces",
     ("v1", "Service"): "services",
     ("v1", "ServiceAccount"): "serviceaccounts",
@@ -29,6 +29,8 @@ RESOURCES = {
     ("security.istio.io/v1", "PeerAuthentication"): "peerauthentications",
     ("security.istio.io/v1", "AuthorizationPolicy"): "authorizationpolicies",
 }
+# ... and for what the tests create beside them.
+RESOURCES = {**MANAGED, ("v1", "ResourceQuota"): "resourcequotas"}
 WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
 
 

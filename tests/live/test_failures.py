@@ -160,6 +160,13 @@ def test_up_killed_mid_step_is_completed_by_the_next_up(cluster: LocalCluster, k
         "the kill came too late to interrupt anything"
     )
 
+    # The killed update's lock stays: `pulumi up` alone is refused, as Pulumi's file backend does.
+    refused = stack.up(check=False)
+    assert refused.returncode != 0 and "currently locked" in refused.stdout + refused.stderr
+    unlocked = stack.unlock()
+    assert unlocked.returncode == 0, unlocked.stderr
+    assert f"pid {up.pid}" in unlocked.stderr and "its process is gone" in unlocked.stderr
+
     stack.up()
     _deployed(stack, kube)
     # Nothing lost from the state: a refresh finds every object where the state says it is.
@@ -180,6 +187,10 @@ def test_second_concurrent_up_is_refused_by_the_lock(cluster: LocalCluster, kube
     first = _pulumi_in_background(stack, "up", "--yes", "--skip-preview")
     locks = stack.project.root / ".pulumi-state" / ".pulumi" / "locks"
     _wait_for("the first up's lock", lambda: any(locks.rglob("*.json")))
+    # `meshkit unlock` (what `make up` runs first) leaves a live update's lock alone ...
+    unlocked = stack.unlock()
+    assert unlocked.returncode == 1 and "may still run" in unlocked.stderr, unlocked.stderr
+    # ... and the engine refuses a second update.
     second = stack.project.pulumi("up", "--yes", "--skip-preview", check=False)
     assert second.returncode != 0
     assert "currently locked" in second.stdout + second.stderr

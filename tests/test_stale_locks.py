@@ -1,0 +1,97 @@
+"""Stale stack locks: removed only when their process is certainly gone, on this host."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from meshkit.cli import app
+from meshkit.stale_locks import backend_directory, remove_stale_locks, stack_locks
+
+from .scenario_data import REPO
+
+
+def _write_lock(backend: Path, pid: int, hostname: str | None = None, stack: str = "dev") -> Path:
+    directory = backend / ".pulumi" / "locks" / "organization" / "meshkit" / stack
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"lock-{pid}.json"
+    content = {"pid": pid, "username": "root", "hostname": hostname or socket.gethostname(),
+               "timestamp": "2026-11-30T10:00:00Z"}  # fmt: skip
+    path.write_text(json.dumps(content))
+    return path
+
+
+def _dead_pid() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+@pytest.fixture
+def running_pulumi(tmp_path: Path) -> Iterator[int]:
+    """A live process whose command name is a Pulumi one, as a running `pulumi up` is."""
+    sleeper = tmp_path / "pulumi"
+    shutil.copy(shutil.which("sleep") or "/bin/sleep", sleeper)
+    process = subprocess.Popen([str(sleeper), "60"])
+    try:
+        yield process.pid
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_a_dead_process_lock_is_removed(tmp_path: Path) -> None:
+    lock = _write_lock(tmp_path, _dead_pid())
+    removed, held = remove_stale_locks(tmp_path, "meshkit", "dev")
+    assert [r.path for r in removed] == [lock] and held == []
+    assert not lock.exists()
+
+
+def test_a_running_pulumi_lock_is_kept(tmp_path: Path, running_pulumi: int) -> None:
+    lock = _write_lock(tmp_path, running_pulumi)
+    removed, held = remove_stale_locks(tmp_path, "meshkit", "dev")
+    assert removed == [] and [h.path for h in held] == [lock]
+    assert lock.exists()
+
+
+def test_a_lock_from_another_host_is_kept_whatever_its_pid(tmp_path: Path) -> None:
+    lock = _write_lock(tmp_path, _dead_pid(), hostname="elsewhere")
+    removed, held = remove_stale_locks(tmp_path, "meshkit", "dev")
+    assert removed == [] and len(held) == 1 and lock.exists()
+
+
+def test_other_stacks_locks_are_not_touched(tmp_path: Path) -> None:
+    other = _write_lock(tmp_path, _dead_pid(), stack="prod")
+    assert remove_stale_locks(tmp_path, "meshkit", "dev") == ([], [])
+    assert other.exists() and len(stack_locks(tmp_path, "meshkit", "prod")) == 1
+
+
+def test_only_file_backends_have_locks_meshkit_reads() -> None:
+    assert backend_directory("file:///var/state") == Path("/var/state")
+    assert backend_directory("file://~/state") == Path("~/state").expanduser()
+    assert backend_directory("https://api.pulumi.com") is None
+    assert backend_directory("s3://bucket") is None
+
+
+def test_unlock_command_reports_removed_and_refuses_held(
+    tmp_path: Path, running_pulumi: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(REPO)
+    dead = _dead_pid()
+    _write_lock(tmp_path, dead)
+    runner = CliRunner()
+    removed = runner.invoke(app, ["unlock", "dev", "--backend", f"file://{tmp_path}"])
+    assert removed.exit_code == 0, removed.output
+    assert f"removed the stale lock of pid {dead}" in removed.output
+
+    _write_lock(tmp_path, running_pulumi)
+    held = runner.invoke(app, ["unlock", "dev", "--backend", f"file://{tmp_path}"])
+    assert held.exit_code == 1
+    assert f"pid {running_pulumi}" in held.output and "pulumi cancel --stack dev" in held.output

@@ -25,14 +25,13 @@ from rich.table import Table
 from . import edit
 from .analysis import analyze_stack, errors_only
 from .config import load_stack_file, parse_stack_file_text, read_stack_file_keys
+from .drift import weight_drift
 from .errors import ConfigError, Finding, MeshkitError, Severity
 from .graph import to_dot, to_mermaid
 from .models import ServiceSpec
 from .plan import Change, plan_changes
 from .render import Manifest, manifests_to_yaml, render_stack
 from .rollout import check_rollout, stack_summary
-from .drift import weight_drift
-from .stale_locks import backend_directory, remove_stale_locks
 from .sources import (
     last_deployed_outputs,
     live_virtual_services,
@@ -44,6 +43,7 @@ from .sources import (
     stack_cluster,
     text_at_revision,
 )
+from .stale_locks import backend_directory, remove_stale_locks
 
 app = typer.Typer(
     help="Istio rollouts as code: check, plan, step, render and graph the stacks in stacks/Pulumi.<stack>.yaml.",
@@ -382,7 +382,9 @@ def unlock(
         url = backend or os.environ.get("PULUMI_BACKEND_URL", "")
         directory = backend_directory(url)
         if directory is None:
-            out.print(f"backend {url or '(none set)'} is not a file:// backend: its locks are not meshkit's", markup=False)
+            out.print(
+                f"backend {url or '(none set)'} is not a file:// backend: its locks are not meshkit's", markup=False
+            )
             return 0
         project = project_name(project_root(Path.cwd()))
         removed, held = remove_stale_locks(directory, project, stack)

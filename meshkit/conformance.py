@@ -6,72 +6,265 @@ namespace is created in the same step as its objects, so the engine's server-sid
 them (the namespace does not exist yet) and the API server would be the first to see a bad object,
 halfway through the step. CEL rules (``x-kubernetes-validations``) are not evaluated here; the values they
 guard (durations, ranges) are checked by the models.
+
+The ``jsonschema`` library decides, and writes every message. A compiled validator (``jsonschema_rs``,
+tens of times faster per object) first tries to prove an object valid, and is trusted only where the two
+cannot differ:
+
+* on schemas that use nothing but the keywords listed in ``_audit`` (checked when a kind's validator is
+  built; a kind whose schema uses anything else is left to ``jsonschema`` alone), with ``pattern``s whose
+  syntax means the same in Python's ``re`` and the Rust engine (where ``$`` is, if anything, stricter);
+* on objects made only of JSON values (``_plain_json``): the compiled validator takes a tuple for an
+  array and a ``Decimal`` for an integer, and lets infinity and NaN past ``maximum``, where ``jsonschema``
+  refuses them.
+
+An object it does not accept goes to ``jsonschema``, whose errors are the result, so a refusal is
+reported with the same path and message as before, and a false refusal costs time only.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import math
+import re
 from collections.abc import Iterable
 from functools import cache
 from importlib import resources
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urldefrag, urljoin
 
-import jsonschema
-import kubernetes_validate.utils as kubernetes_schemas
 import yaml
-from referencing import Registry, Resource
 
 from .errors import Finding
 from .render import Manifest
+
+if TYPE_CHECKING:
+    import jsonschema_rs
 
 ISTIO_VERSION = "1.30.3"
 KUBERNETES_VERSION = "1.36"
 """The Kubernetes release targeted: the one the live test tier runs (toolchain/versions.env)."""
 
+KUBERNETES_DEFINITIONS = "https://kubernetes.io/api/_definitions.json"
+"""The ``$id`` of kubernetes-validate's shared definitions, which every Kubernetes schema refers into."""
+
 
 @cache
-def istio_schemas() -> dict[tuple[str, str], dict[str, Any]]:
-    """``(apiVersion, kind)`` → the openAPIV3Schema of every served version of every Istio CRD."""
+def _istio_crd_texts() -> dict[str, str]:
+    """Kind → the text of its CustomResourceDefinition in the vendored file, unparsed: parsing all of them
+    takes twice as long as parsing the three a stack renders."""
     text = resources.files("meshkit").joinpath(f"schemas/istio-{ISTIO_VERSION}/customresourcedefinitions.gen.yaml")
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    schemas = {}
-    for crd in yaml.load_all(text.read_text(), Loader=loader):
-        if not crd:
-            continue
-        group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
-        for version in crd["spec"]["versions"]:
-            schemas[(f"{group}/{version['name']}", kind)] = version["schema"]["openAPIV3Schema"]
-    return schemas
+    crds = {}
+    for document in re.split(r"(?m)^---[ \t]*$", text.read_text()):
+        kind = re.search(r"(?m)^    kind: (\S+)[ \t]*$", document)  # spec.names.kind
+        if kind:
+            crds[kind[1]] = document
+    return crds
 
 
 @cache
-def _kubernetes_registry() -> Registry:
-    # The shared definitions are one large file: load and index it once, not once per object.
-    definitions = kubernetes_schemas.schema_contents(
-        f"kubernetes-json-schema/v{KUBERNETES_VERSION}.0-local-strict/_definitions.json", KUBERNETES_VERSION
-    )
-    return Resource.from_contents(definitions) @ Registry()  # type: ignore[no-any-return]
+def istio_schema(api_version: str, kind: str) -> dict[str, Any] | None:
+    """The openAPIV3Schema of ``kind`` at ``api_version`` in the Istio CRDs; None when Istio has no such type."""
+    group, _, version = api_version.rpartition("/")
+    if kind not in _istio_crd_texts():
+        return None
+    crd = yaml.load(_istio_crd_texts()[kind], Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    if crd["spec"]["names"]["kind"] != kind:
+        raise ValueError(f"the vendored Istio CRD found for {kind} defines {crd['spec']['names']['kind']}")
+    if crd["spec"]["group"] != group:
+        return None
+    for served in crd["spec"]["versions"]:
+        if served["name"] == version:
+            schema: dict[str, Any] = served["schema"]["openAPIV3Schema"]
+            return schema
+    return None
+
+
+def _kubernetes_schema_file(name: str) -> Any:
+    # Read from the package's files without importing it: its import pulls in jsonschema, which only the
+    # objects the fast path does not accept need.
+    spec = importlib.util.find_spec("kubernetes_validate")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("kubernetes-validate is not installed")
+    package = Path(next(iter(spec.submodule_search_locations)))
+    return json.loads((package / f"kubernetes-json-schema/v{KUBERNETES_VERSION}.0-local-strict/{name}").read_text())
+
+
+@cache
+def _kubernetes_definitions() -> dict[str, Any]:
+    # The shared definitions are one large file: load it once, not once per kind.
+    definitions: dict[str, Any] = _kubernetes_schema_file("_definitions.json")
+    return definitions
+
+
+@cache
+def _schema(api_version: str, kind: str) -> dict[str, Any]:
+    istio = istio_schema(api_version, kind)
+    if istio is not None:
+        return istio
+    # kubernetes-validate's file naming: rbac.authorization.k8s.io/v1 → rbac-v1, apps/v1 → apps-v1.
+    group_version = api_version.replace("/", "-") if "/" in api_version else api_version
+    group_version = group_version.split(".", 1)[0] + ("-" + api_version.rsplit("/", 1)[1] if "." in api_version else "")
+    schema: dict[str, Any] = _kubernetes_schema_file(f"{kind.lower()}-{group_version}.json")
+    return schema
+
+
+def _is_istio(api_version: str, kind: str) -> bool:
+    return istio_schema(api_version, kind) is not None
+
+
+@cache
+def _kubernetes_registry() -> Any:
+    from referencing import Registry, Resource
+
+    # Index the shared definitions once, not once per kind.
+    return Resource.from_contents(_kubernetes_definitions()) @ Registry()
 
 
 @cache
 def _validator(api_version: str, kind: str) -> Any:
-    """A validator for one kind, built once (building one costs far more than using it)."""
-    if (api_version, kind) in istio_schemas():
-        return jsonschema.Draft7Validator(istio_schemas()[(api_version, kind)])
-    # kubernetes-validate's file naming: rbac.authorization.k8s.io/v1 → rbac-v1, apps/v1 → apps-v1.
-    group_version = api_version.replace("/", "-") if "/" in api_version else api_version
-    group_version = group_version.split(".", 1)[0] + ("-" + api_version.rsplit("/", 1)[1] if "." in api_version else "")
-    schema = kubernetes_schemas.schema_contents(
-        f"kubernetes-json-schema/v{KUBERNETES_VERSION}.0-local-strict/{kind.lower()}-{group_version}.json",
-        KUBERNETES_VERSION,
-    )
-    return jsonschema.Draft202012Validator(schema, registry=_kubernetes_registry())
+    """The ``jsonschema`` validator for one kind, built once (building one costs far more than using it).
+    Imported here: a stack whose objects the fast path all accepts never needs it."""
+    import jsonschema
+
+    if _is_istio(api_version, kind):
+        return jsonschema.Draft7Validator(_schema(api_version, kind))
+    return jsonschema.Draft202012Validator(_schema(api_version, kind), registry=_kubernetes_registry())
+
+
+# The keywords whose meaning the two validators share on JSON values (both follow the JSON Schema
+# test suite on these; neither asserts `format` here). Anything else keeps a kind on jsonschema alone.
+_JSON_TYPES = frozenset({"object", "array", "string", "integer", "number", "boolean", "null"})
+_COUNTS = frozenset({"minItems", "maxItems", "minLength", "maxLength", "minProperties", "maxProperties"})
+_ANNOTATIONS = frozenset({"description", "title", "format", "nullable"})
+# Literals, ASCII classes, anchors, groups without (?…), alternation, quantifiers, and \. \- escapes: the
+# same language in Python's re and in the Rust engine, except that its `$` matches at the very end only.
+_PORTABLE_PATTERN = re.compile(r"(?:[A-Za-z0-9_^$|()\[\]*+?{},.-]|\\[.-])*")
+
+
+def _audit(schema: dict[str, Any], documents: dict[str, dict[str, Any]]) -> bool:
+    """Whether ``schema`` and everything it refers to use only the keywords on which ``jsonschema`` and
+    ``jsonschema_rs`` agree. ``documents`` maps ``$id`` → document, for ``$ref`` resolution."""
+    seen: set[int] = set()
+
+    def resolve(base: str, ref: str) -> tuple[str, Any] | None:
+        uri, fragment = urldefrag(urljoin(base, ref))
+        if uri not in documents or (fragment and not fragment.startswith("/")):
+            return None
+        node: Any = documents[uri]
+        for part in fragment.split("/")[1:]:
+            part = unquote(part).replace("~1", "/").replace("~0", "~")
+            if not isinstance(node, dict) or part not in node:
+                return None
+            node = node[part]
+        return uri, node
+
+    def ok(node: Any, base: str, root: bool = False) -> bool:
+        if isinstance(node, bool) or id(node) in seen:  # a schema met before is audited once (and may recur)
+            return True
+        if not isinstance(node, dict):
+            return False
+        seen.add(id(node))
+        for key, value in node.items():
+            if key in _ANNOTATIONS or key.startswith("x-kubernetes-") or (root and key in {"$schema", "$id", "$defs"}):
+                continue
+            if key == "$ref":
+                target = resolve(base, value) if isinstance(value, str) else None
+                good = target is not None and ok(target[1], target[0])
+            elif key == "type":
+                types = value if isinstance(value, list) else [value]
+                good = all(t in _JSON_TYPES for t in types)
+            elif key == "enum":
+                good = isinstance(value, list) and all(v is None or isinstance(v, str) for v in value)
+            elif key == "required":
+                good = isinstance(value, list) and all(isinstance(v, str) for v in value)
+            elif key in _COUNTS:
+                good = type(value) is int
+            elif key in ("minimum", "maximum"):
+                good = type(value) in (int, float)
+            elif key == "pattern":
+                good = isinstance(value, str) and "(?" not in value and _PORTABLE_PATTERN.fullmatch(value) is not None
+            elif key == "properties":
+                good = isinstance(value, dict) and all(ok(sub, base) for sub in value.values())
+            elif key in ("additionalProperties", "items", "not"):  # `items` as one schema: no tuple form
+                good = ok(value, base)
+            elif key in ("allOf", "anyOf", "oneOf"):
+                good = isinstance(value, list) and all(ok(sub, base) for sub in value)
+            else:
+                good = False
+            if not good:
+                return False
+        return True
+
+    return ok(schema, schema.get("$id", ""), root=True)
+
+
+@cache
+def _fast_validator(api_version: str, kind: str) -> jsonschema_rs.Validator | None:
+    """The compiled validator for one kind, or None where it is not trusted (see the module docstring)."""
+    import jsonschema_rs
+
+    schema = _schema(api_version, kind)
+    try:
+        if _is_istio(api_version, kind):
+            if not _audit(schema, {"": schema}):
+                return None
+            return jsonschema_rs.Draft7Validator(schema, validate_formats=False, offline=True)
+        definitions = _kubernetes_definitions()
+        if not _audit(schema, {schema.get("$id", ""): schema, KUBERNETES_DEFINITIONS: definitions}):
+            return None
+        registry = _kubernetes_rs_registry()
+        return jsonschema_rs.Draft202012Validator(schema, validate_formats=False, registry=registry, offline=True)
+    except ValueError:  # a schema the compiled validator cannot build: jsonschema alone decides
+        return None
+
+
+@cache
+def _kubernetes_rs_registry() -> jsonschema_rs.Registry:
+    import jsonschema_rs
+
+    return jsonschema_rs.Registry([(KUBERNETES_DEFINITIONS, _kubernetes_definitions())])
+
+
+_PLAIN_SCALARS: tuple[type, ...] = (str, int, bool, type(None))
+
+
+def _plain_json(value: Any) -> bool:
+    """Whether ``value`` is made of dicts, lists, strings, ints, bools, None and finite floats only (exact
+    types), the values on which the two validators agree."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        kind = type(item)
+        if kind is dict:
+            pending.extend(item.values())
+        elif kind is list:
+            pending.extend(item)
+        elif kind is float:
+            if not math.isfinite(item):
+                return False
+        elif kind not in _PLAIN_SCALARS:
+            return False
+    return True
 
 
 def schema_errors(manifest: Manifest) -> list[str]:
     """Every way ``manifest`` violates its schema, as ``path: message``; empty when it conforms."""
+    fast = _fast_validator(manifest["apiVersion"], manifest["kind"])
+    if fast is not None and _plain_json(manifest):
+        try:
+            if fast.is_valid(manifest):
+                return []
+        except ValueError:  # a value it cannot read (a non-string key, a lone surrogate): jsonschema decides
+            pass
+    return jsonschema_errors(manifest)
+
+
+def jsonschema_errors(manifest: Manifest) -> list[str]:
+    """:func:`schema_errors` by ``jsonschema`` alone, without the fast path: what the fast path must agree with."""
     validator = _validator(manifest["apiVersion"], manifest["kind"])
-    if validator.is_valid(manifest):
-        return []
     return sorted(
         f"{'.'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}" for e in validator.iter_errors(manifest)
     )
@@ -83,7 +276,9 @@ def conformance_findings(manifests: Iterable[Manifest]) -> list[Finding]:
     findings = []
     for manifest in manifests:
         metadata = manifest["metadata"]
-        obj = f"{manifest['kind']} {metadata['name']}" + (f".{metadata['namespace']}" if "namespace" in metadata else "")
+        obj = f"{manifest['kind']} {metadata['name']}" + (
+            f".{metadata['namespace']}" if "namespace" in metadata else ""
+        )
         for error in schema_errors(manifest):
             findings.append(
                 Finding(

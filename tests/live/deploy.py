@@ -104,7 +104,9 @@ def differences(expected: Any, stored: Any, path: str = "") -> list[str]:
     if isinstance(expected, list) and isinstance(stored, list):
         if len(expected) != len(stored):
             return [f"{path}: {len(expected)} items rendered, {len(stored)} stored"]
-        return [d for i, (e, s) in enumerate(zip(expected, stored, strict=True)) for d in differences(e, s, f"{path}[{i}]")]
+        return [
+            d for i, (e, s) in enumerate(zip(expected, stored, strict=True)) for d in differences(e, s, f"{path}[{i}]")
+        ]
     return [] if expected == stored else [f"{path}: rendered {expected!r}, stored {stored!r}"]
 
 
@@ -167,7 +169,9 @@ def unavailable_deployments(kube: Kube, stack: StackConfig) -> list[str]:
         available = any(c["type"] == "Available" and c["status"] == "True" for c in status.get("conditions") or [])
         replicas = manifest["spec"]["replicas"]
         if not available or status.get("availableReplicas", 0) != replicas:
-            problems.append(f"Deployment {manifest['metadata']['name']}: {status.get('availableReplicas', 0)}/{replicas}")
+            problems.append(
+                f"Deployment {manifest['metadata']['name']}: {status.get('availableReplicas', 0)}/{replicas}"
+            )
     return problems
 
 

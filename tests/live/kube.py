@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import ssl
-import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -85,45 +83,28 @@ class Kube:
 
     @contextmanager
     def watching(self, namespace: str, *kinds: tuple[str, str]) -> Iterator[Recording]:
-        """Record every change to ``kinds`` in ``namespace`` while the block runs, in etcd's own order."""
-        since = self.resource_version()
-        recording = Recording(since=int(since))
-        responses: list[Any] = []
-        threads = [
-            threading.Thread(target=self._watch, args=(namespace, kind, since, recording, responses), daemon=True)
-            for kind in kinds
-        ]
-        for thread in threads:
-            thread.start()
-        try:
-            yield recording
-        finally:
-            # The last writes reach a watch a moment after `up` returns: wait until each watch has seen the
-            # newest revision of its kind.
-            for kind in kinds:
-                newest = max((int(o["metadata"]["resourceVersion"]) for o in self.items(*kind, namespace)), default=0)
-                recording.wait_for(kind[1], newest)
-            time.sleep(0.3)
-            recording.stopped = True
-            for response in responses:
-                response.close()
-            for thread in threads:
-                thread.join(timeout=5)
+        """Record every change to ``kinds`` in ``namespace`` while the block runs, in etcd's own order.
 
-    def _watch(self, namespace: str, kind: tuple[str, str], since: str, recording: Recording,
-               responses: list[Any]) -> None:  # fmt: skip
-        path = f"{collection_path(*kind, namespace)}?watch=1&resourceVersion={since}"
+        The changes are read afterwards, by watches that start from the revision before the block: the API
+        server replays every event since then from its watch cache, and ends each watch after a second.
+        No watch runs during the block, so nothing has to be interrupted when it ends.
+        """
+        recording = Recording(since=int(self.resource_version()))
+        yield recording
+        for kind in kinds:
+            for event in self._replay(namespace, kind, recording.since):
+                recording.add(kind[1], event["type"], event["object"])
+
+    def _replay(self, namespace: str, kind: tuple[str, str], since: int) -> Iterator[dict[str, Any]]:
+        path = f"{collection_path(*kind, namespace)}?watch=1&resourceVersion={since}&timeoutSeconds=1"
         request = urllib.request.Request(self.cluster.server + path)
-        with urllib.request.urlopen(request, context=self._context(), timeout=600) as response:
-            responses.append(response)
-            try:
-                for line in response:
-                    event = json.loads(line)
-                    recording.add(kind[1], event["type"], event["object"])
-                    if recording.stopped:
-                        return
-            except (OSError, ValueError, AttributeError):
-                return  # closed by the recording's end
+        with urllib.request.urlopen(request, context=self._context(), timeout=30) as response:
+            for line in response:
+                event = json.loads(line)
+                if event["type"] == "ERROR":
+                    # 410 Gone: the watch cache no longer reaches back to `since`.
+                    raise AssertionError(f"watching {kind[1]} since revision {since}: {event['object']}")
+                yield event
 
     def audit_writes(self, since_offset: int) -> list[dict[str, Any]]:
         """Writes meshkit's engine made (as the admin user) since a byte offset of the audit log; dry runs
@@ -157,34 +138,19 @@ class Event:
 
 @dataclass
 class Recording:
-    """Watch events from several watches, merged: a resourceVersion is the etcd revision, one order across
+    """Watch events of several kinds, merged: a resourceVersion is the etcd revision, one order across
     every kind."""
 
     since: int
     """The revision the watches started after."""
-    events_by_watch: list[Event] = field(default_factory=list)
-    stopped: bool = False
-    _lock: threading.Condition = field(default_factory=threading.Condition)
+    recorded: list[Event] = field(default_factory=list)
 
     def add(self, kind: str, event_type: str, obj: dict[str, Any]) -> None:
-        with self._lock:
-            revision = int(obj["metadata"]["resourceVersion"])
-            self.events_by_watch.append(Event(revision, kind, event_type, obj))
-            self._lock.notify_all()
-
-    def wait_for(self, kind: str, revision: int, timeout: float = 10) -> None:
-        """Until an event of ``kind`` at ``revision`` or later has arrived (or ``timeout`` seconds)."""
-        with self._lock:
-            self._lock.wait_for(
-                lambda: any(e.kind == kind and e.resource_version >= revision for e in self.events_by_watch)
-                or revision <= self.since,
-                timeout=timeout,
-            )
+        self.recorded.append(Event(int(obj["metadata"]["resourceVersion"]), kind, event_type, obj))
 
     @property
     def events(self) -> list[Event]:
-        with self._lock:
-            return sorted(self.events_by_watch, key=lambda e: e.resource_version)
+        return sorted(self.recorded, key=lambda e: e.resource_version)
 
     def first(self, kind: str, name: str, condition: Any) -> Event | None:
         """The earliest event of object ``kind/name`` whose object satisfies ``condition``."""

@@ -231,7 +231,9 @@ def test_drift_is_shown_explained_and_undone(cluster: LocalCluster, kube: Kube, 
     assert re.search(r"nginx\s+weight v1\s+70\s+→\s+50", plan.stdout), plan.stdout
     assert re.search(r"nginx\s+weight v2\s+30\s+→\s+50", plan.stdout), plan.stdout
     stack.up()
-    assert {d["destination"]["subset"]: d["weight"] for d in _virtual_service(kube, namespace)["spec"]["http"][-1]["route"]} == {
+    assert {
+        d["destination"]["subset"]: d["weight"] for d in _virtual_service(kube, namespace)["spec"]["http"][-1]["route"]
+    } == {
         "v1": 70,
         "v2": 30,
     }

@@ -12,32 +12,39 @@ export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION := true
 # `make up STACK=dev CLUSTER=local`: deploy to the local control plane of `make cluster` instead of the
 # cluster (or render directory) the stack file names; its state lives with that cluster, in .cluster/state.
 CLUSTER_DIR ?= $(CURDIR)/.cluster
+STACK_FILE := stacks/Pulumi.$(STACK).yaml
 ifeq ($(CLUSTER),local)
 export PULUMI_BACKEND_URL := file://$(CLUSTER_DIR)/state
-STACK_CONFIG := --config-file $(CLUSTER_DIR)/Pulumi.$(STACK).yaml
+STACK_FILE := $(CLUSTER_DIR)/Pulumi.$(STACK).yaml
+STACK_CONFIG := --config-file $(STACK_FILE)
 endif
+NAMES_A_CLUSTER = grep -Eq '^[[:space:]]+kubernetes:(kubeconfig|context):' $(STACK_FILE)
 
 .PHONY: bootstrap stack up preview destroy test lint bench cluster cluster-toolchain cluster-down cluster-status
 bootstrap:
 	@toolchain/bootstrap.sh
 
-$(CURDIR)/.pulumi-state:
-	@mkdir -p $@
-
-stack: bootstrap $(CURDIR)/.pulumi-state
+stack: bootstrap
+	@case "$$PULUMI_BACKEND_URL" in file://*) mkdir -p "$${PULUMI_BACKEND_URL#file://}";; esac
 ifeq ($(CLUSTER),local)
 	@python3 -m toolchain.cluster stack-file $(STACK) --dir $(CLUSTER_DIR) >/dev/null
 endif
 	@pulumi stack select --create $(STACK) --non-interactive >/dev/null
 
 ## make up STACK=dev: perform the rollout step the stack file describes (renders to rendered/<stack>/ without a cluster)
+# First: drop the lock of a killed `up` (only if its process is gone). With a cluster (the stack file names
+# kubernetes:kubeconfig or kubernetes:context), refresh: hand edits are then seen and undone, and creates a
+# killed `up` left pending are dropped (this `up` creates or adopts those objects). Rendered stacks have
+# nothing to refresh from.
 up: stack
 	@meshkit unlock $(STACK)
+	@if $(NAMES_A_CLUSTER); then \
+	  pulumi refresh --yes --skip-preview --clear-pending-creates --stack $(STACK) --non-interactive $(STACK_CONFIG); fi
 	pulumi up --yes --skip-preview=false --stack $(STACK) --non-interactive $(STACK_CONFIG)
 
 ## make preview STACK=dev: show the plan, change nothing
 preview: stack
-	pulumi preview --diff --stack $(STACK) --non-interactive $(STACK_CONFIG)
+	pulumi preview --diff $$($(NAMES_A_CLUSTER) && echo --refresh) --stack $(STACK) --non-interactive $(STACK_CONFIG)
 
 destroy: stack
 	@meshkit unlock $(STACK)

@@ -38,6 +38,7 @@ from urllib.parse import unquote, urldefrag, urljoin
 import yaml
 
 from .errors import Finding
+from .gcpause import gc_paused
 from .render import Manifest
 
 if TYPE_CHECKING:
@@ -70,7 +71,8 @@ def istio_schema(api_version: str, kind: str) -> dict[str, Any] | None:
     group, _, version = api_version.rpartition("/")
     if kind not in _istio_crd_texts():
         return None
-    crd = yaml.load(_istio_crd_texts()[kind], Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    with gc_paused():
+        crd = yaml.load(_istio_crd_texts()[kind], Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     if crd["spec"]["names"]["kind"] != kind:
         raise ValueError(f"the vendored Istio CRD found for {kind} defines {crd['spec']['names']['kind']}")
     if crd["spec"]["group"] != group:

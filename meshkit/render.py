@@ -56,6 +56,17 @@ def _metadata(name: str, namespace: str | None = None, labels: dict[str, str] | 
     return meta
 
 
+# The stack file decides where traffic goes: a hand edit of a route or subset (`kubectl edit`, a console)
+# is drift that the next `up` undoes, not a field-manager conflict that stops the step. `meshkit plan
+# --base deployed` shows such drift before the `up` that undoes it. (pulumi-kubernetes reads this
+# annotation; without it, server-side apply refuses to take back fields another manager changed.)
+TRAFFIC_OWNED = {"pulumi.com/patchForce": "true"}
+
+
+def _traffic_metadata(name: str, namespace: str) -> Manifest:
+    return {**_metadata(name, namespace), "annotations": dict(TRAFFIC_OWNED)}
+
+
 def deployment_name(service: str, version: str) -> str:
     return f"{service}-{version}"
 
@@ -271,7 +282,7 @@ def destination_rule_manifest(service: str, svc: ServiceSpec) -> Manifest:
     return {
         "apiVersion": ISTIO_NETWORKING,
         "kind": "DestinationRule",
-        "metadata": _metadata(service, svc.namespace),
+        "metadata": _traffic_metadata(service, svc.namespace),
         "spec": {
             "host": service,
             "trafficPolicy": {"tls": {"mode": svc.traffic.tls}},
@@ -412,7 +423,7 @@ def virtual_service_manifest(service: str, svc: ServiceSpec) -> Manifest:
     return {
         "apiVersion": ISTIO_NETWORKING,
         "kind": "VirtualService",
-        "metadata": _metadata(service, svc.namespace),
+        "metadata": _traffic_metadata(service, svc.namespace),
         "spec": {"hosts": [service], "http": http_rules(service, svc)},
     }
 

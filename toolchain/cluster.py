@@ -66,7 +66,9 @@ def build_binaries() -> Path:
         [str(TOOLCHAIN / "build-cluster.sh")], stdout=subprocess.PIPE, stderr=None, text=True, check=False
     )
     if result.returncode != 0:
-        raise ClusterError(f"toolchain/build-cluster.sh failed with exit code {result.returncode}: see its output above")
+        raise ClusterError(
+            f"toolchain/build-cluster.sh failed with exit code {result.returncode}: see its output above"
+        )
     return Path(result.stdout.strip().splitlines()[-1])
 
 
@@ -121,7 +123,9 @@ class Pki:
         client = "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n"
         for name, subject in CLIENTS.items():
             self._signed(name, subject, client)
-        self._openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", str(self.path("sa.key")))
+        self._openssl(
+            "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", str(self.path("sa.key"))
+        )
         self._openssl("pkey", "-in", str(self.path("sa.key")), "-pubout", "-out", str(self.path("sa.pub")))
 
 
@@ -248,7 +252,12 @@ class LocalCluster:
         pids: dict[str, int] = {}
         deadline = started + timeout
         self._start("etcd", self._etcd_args(bin_dir, ports), pids)
-        _wait(f"etcd on port {ports['etcd']}", deadline, self, lambda: _http_ok(f"http://127.0.0.1:{ports['etcd']}/health"))
+        _wait(
+            f"etcd on port {ports['etcd']}",
+            deadline,
+            self,
+            lambda: _http_ok(f"http://127.0.0.1:{ports['etcd']}/health"),
+        )
         self._start("kube-apiserver", self._apiserver_args(bin_dir, ports), pids)
         _wait("kube-apiserver /readyz", deadline, self, lambda: self._api_ok("/readyz"))
         self._start("kube-controller-manager", self._controller_manager_args(bin_dir, ports), pids)
@@ -444,7 +453,8 @@ def main(argv: list[str] | None = None) -> int:
             bin_dir = build_binaries()
             say(f"starting the control plane in {cluster.directory}")
             cluster.start(bin_dir)
-            say(f"ready in {cluster.state()['startup_seconds']} s: {cluster.server}, Istio CRDs installed, node {NODE_NAME}")
+            seconds = cluster.state()["startup_seconds"]
+            say(f"ready in {seconds} s: {cluster.server}, Istio CRDs installed, node {NODE_NAME}")
             say(f"kubeconfig: {cluster.kubeconfig}; audit log: {cluster.audit_log}; stop: make cluster-down")
             print(cluster.kubeconfig)
         elif args.action == "stack-file":

@@ -50,7 +50,6 @@ class PulumiProject:
             "PULUMI_CONFIG_PASSPHRASE": "e2e",
             "PULUMI_SKIP_UPDATE_CHECK": "1",
             "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
-            "PULUMI_SKIP_CONFIRMATIONS": "1",
         }
 
     def pulumi(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -66,6 +66,11 @@ class LiveStack:
         )
 
     def up(self, check: bool = True) -> Any:
+        """`pulumi up` as `make up` runs it: a refresh first, so that hand edits are seen (and undone) and the
+        creates a killed `up` left pending are dropped (the `up` then creates, or adopts, those objects)."""
+        refreshed = self.project.pulumi("refresh", "--yes", "--skip-preview", "--clear-pending-creates", check=check)
+        if refreshed.returncode != 0:
+            return refreshed
         return self.project.pulumi("up", "--yes", "--skip-preview", check=check)
 
     def unlock(self) -> subprocess.CompletedProcess[str]:

@@ -17,10 +17,11 @@ ifeq ($(CLUSTER),local)
 export PULUMI_BACKEND_URL := file://$(CLUSTER_DIR)/state
 STACK_FILE := $(CLUSTER_DIR)/Pulumi.$(STACK).yaml
 STACK_CONFIG := --config-file $(STACK_FILE)
+export PATH := $(CLUSTER_DIR)/bin:$(PATH)
 endif
 NAMES_A_CLUSTER = grep -Eq '^[[:space:]]+kubernetes:(kubeconfig|context):' $(STACK_FILE)
 
-.PHONY: bootstrap stack up preview destroy test lint bench cluster cluster-toolchain cluster-down cluster-status
+.PHONY: bootstrap stack up preview plan destroy test lint bench cluster cluster-toolchain cluster-down cluster-status
 bootstrap:
 	@toolchain/bootstrap.sh
 
@@ -45,6 +46,10 @@ up: stack
 ## make preview STACK=dev: show the plan, change nothing
 preview: stack
 	pulumi preview --diff $$($(NAMES_A_CLUSTER) && echo --refresh) --stack $(STACK) --non-interactive $(STACK_CONFIG)
+
+## make plan STACK=dev: what the next `up` changes against the last deployment, and drift (hand edits)
+plan: stack
+	meshkit plan $(STACK_FILE) --base deployed
 
 destroy: stack
 	@meshkit unlock $(STACK)

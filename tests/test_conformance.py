@@ -5,19 +5,26 @@ from __future__ import annotations
 import copy
 import decimal
 import functools
+import json
 import operator
+from pathlib import Path
 from typing import Any
 
+import pulumi
 import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
-from meshkit import conformance
+from meshkit import analysis, conformance
+from meshkit.cli import app
 from meshkit.config import load_stack_file
 from meshkit.conformance import jsonschema_errors, schema_errors
+from meshkit.program import main
 from meshkit.render import render_stack
 
-from .scenario_data import REPO, SCENARIO_STEPS, scenario
+from .pulumi_mocks import pulumi_mocks
+from .scenario_data import REPO, SCENARIO_STEPS, SCENARIOS, scenario, scenario_raw
 
 STACKS = sorted(p.name for p in (REPO / "stacks").glob("Pulumi.*.yaml"))
 
@@ -157,3 +164,38 @@ def test_fast_path_refuses_exactly_what_jsonschema_refuses(data: st.DataObject) 
     errors = jsonschema_errors(manifest)
     event("refused" if errors else "conforms")
     assert schema_errors(manifest) == errors
+
+
+# --- MK007 where it matters: before anything is sent ---------------------------------------------------
+
+
+def _render_with_a_defect(stack: Any) -> list[dict[str, Any]]:
+    """The real render, with one defect the models cannot catch: a weight the VirtualService schema refuses."""
+    manifests = render_stack(stack)
+    for manifest in manifests:
+        if manifest["kind"] == "VirtualService" and manifest["metadata"]["name"] == "nginx":
+            manifest["spec"]["http"][-1]["route"][0]["weight"] = "seventy"
+    return manifests
+
+
+def test_check_refuses_a_rendered_object_its_schema_refuses(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(analysis, "render_stack", _render_with_a_defect)
+    stack_file = tmp_path / "Pulumi.a3.yaml"
+    stack_file.write_text((SCENARIOS / "A3.yaml").read_text())
+    result = CliRunner().invoke(app, ["check", str(stack_file), "--json"])
+    assert result.exit_code == 1, result.output
+    (finding,) = json.loads(result.output)["findings"]
+    assert finding["code"] == "MK007" and finding["object"] == "VirtualService nginx.demo"
+    assert "spec.http.0.route.0.weight: 'seventy' is not of type 'integer'" in finding["message"]
+
+
+def test_program_refuses_a_rendered_object_its_schema_refuses_and_registers_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(analysis, "render_stack", _render_with_a_defect)
+    with pulumi_mocks(scenario_raw("A3")) as run, pytest.raises(pulumi.RunError) as info:
+        run(lambda: main(read_deployed=lambda stack: {}))
+    assert "MK007 (rendered VirtualService nginx)" in str(info.value)
+    assert run.recorder.registrations == []

@@ -247,6 +247,9 @@ class LocalCluster:
         for name in CLIENTS:
             self._write_kubeconfig(self.directory / f"{name}.kubeconfig", name, server)
         shutil.copy(self.directory / "admin.kubeconfig", self.kubeconfig)
+        # The matching kubectl, for `make ... CLUSTER=local` (which puts DIR/bin on PATH) and for users.
+        (self.directory / "bin").mkdir()
+        (self.directory / "bin" / "kubectl").symlink_to(bin_dir / "kubectl")
         (self.directory / "audit-policy.yaml").write_text(AUDIT_POLICY)
 
         pids: dict[str, int] = {}

@@ -34,13 +34,29 @@ from .models import (
     ServiceSpec,
     StackConfig,
     duration_seconds,
+    parse_image,
 )
 from .render import render_stack
 
 # --- pydantic errors → findings ---------------------------------------------------------------------
 
-# Error codes for pydantic's own error types, chosen by the key that failed.
+# Error codes for pydantic's own range errors, chosen by the key that failed; any other error of these keys
+# (a list where a map of weights belongs, "100%" for a percentage) is a type error, MK003.
 _RANGE_CODES = {"weights": "MK302", "percentage": "MK305", "httpStatus": "MK306"}
+_RANGE_ERRORS = frozenset({"greater_than", "greater_than_equal", "less_than", "less_than_equal"})
+# How to write a value of the expected type, for pydantic's type errors.
+_TYPE_FIXES = {
+    "int_type": "write a whole number, unquoted",
+    "int_parsing": "write a whole number, unquoted",
+    "int_from_float": "write a whole number",
+    "float_type": "write a number",
+    "float_parsing": "write a plain number, without a unit or '%'",
+    "dict_type": "write a map of key: value pairs",
+    "list_type": "write a list, [a, b]",
+    "string_type": "write a string (quote it if YAML would read a number or a boolean)",
+    "bool_type": "write true or false",
+    "bool_parsing": "write true or false",
+}
 _BOUNDS = (("ge", "at least"), ("gt", "above"), ("le", "at most"), ("lt", "below"))
 
 
@@ -111,11 +127,15 @@ def findings_from_validation_error(error: ValidationError, prefix: tuple[str, ..
             findings.append(Finding(path, "MK002", "required key is missing", f"add '{loc[-1]}'"))
         else:
             last = next((str(p) for p in reversed(loc) if isinstance(p, str) and p in _RANGE_CODES), "")
-            code = _RANGE_CODES.get(last, "MK003")
+            code = _RANGE_CODES.get(last, "MK003") if kind in _RANGE_ERRORS else "MK003"
             value = item.get("input")
             shown = f", got {value!r}" if not isinstance(value, (dict, list)) else ""
             bounds = [f"{word} {ctx[key]}" for key, word in _BOUNDS if key in ctx]
-            fix = f"use a value {' and '.join(bounds)}" if bounds else "see the config reference in the README"
+            fix = (
+                f"use a value {' and '.join(bounds)}"
+                if bounds
+                else _TYPE_FIXES.get(kind, "see the config reference in the README")
+            )
             findings.append(Finding(path, code, f"{item['msg'][0].lower()}{item['msg'][1:]}{shown}", fix))
     return findings
 
@@ -168,6 +188,7 @@ def _check_service(stack: StackConfig, name: str, svc: ServiceSpec) -> Iterator[
         yield from _undeclared_versions(name, svc, f"{route_path}.weights", route.weights)
     if traffic.mirror:
         yield from _undeclared_versions(name, svc, f"{base}.traffic.mirror.version", [traffic.mirror.version])
+        yield from _check_mirror(name, svc)
 
     for version in sorted(svc.routed_versions() & set(svc.versions)):
         if svc.versions[version].replicas == 0:
@@ -181,6 +202,7 @@ def _check_service(stack: StackConfig, name: str, svc: ServiceSpec) -> Iterator[
 
     yield from _check_ports(name, svc)
     yield from _check_rule_order(name, svc)
+    yield from _check_route_names(name, svc)
 
     if stack.production:
         for i, fault in enumerate(svc.faults):
@@ -192,6 +214,43 @@ def _check_service(stack: StackConfig, name: str, svc: ServiceSpec) -> Iterator[
                     "scope it with a match (e.g. a test user's header), or set allowUnscoped: true",
                     obj=_vs(name, svc),
                 )
+
+
+def _check_mirror(name: str, svc: ServiceSpec) -> Iterator[Finding]:
+    """A mirror to the version the default route already sends everything to copies each request back to
+    the same pods: no comparison is made, and every non-idempotent request runs twice."""
+    mirror = svc.traffic.mirror
+    if mirror is not None and svc.default_weights().get(mirror.version) == 100:
+        others = [v for v in svc.versions if v != mirror.version]
+        yield Finding(
+            f"services.{name}.traffic.mirror.version",
+            "MK109",
+            f"mirrors to {mirror.version!r}, which already takes 100% of the default route: "
+            "each mirrored request would run twice on the same version",
+            f"mirror to a version that takes no traffic ({', '.join(others)})"
+            if others
+            else "declare the version to mirror to, or remove the mirror",
+            obj=_vs(name, svc),
+        )
+
+
+def _check_route_names(name: str, svc: ServiceSpec) -> Iterator[Finding]:
+    """Istio accepts two http rules with one name, but a reviewer, a log line or a metric can no longer
+    tell them apart: a warning."""
+    first_named: dict[str, int] = {}
+    for i, route in enumerate(svc.traffic.routes):
+        if route.name is None:
+            continue
+        if route.name in first_named:
+            yield Finding(
+                f"services.{name}.traffic.routes[{i}].name",
+                "MK110",
+                f"route name {route.name!r} is already used by routes[{first_named[route.name]}]",
+                "give each route of a service its own name",
+                Severity.WARNING,
+                _vs(name, svc),
+            )
+        first_named.setdefault(route.name, i)
 
 
 def _check_ports(name: str, svc: ServiceSpec) -> Iterator[Finding]:
@@ -338,10 +397,8 @@ def _check_fault_budgets(stack: StackConfig) -> Iterator[Finding]:
 
 def _image_is_pinned(image: str) -> bool:
     """``name:tag`` (not ``latest``) or ``name@sha256:…``; a registry port (``host:5000/name``) is no tag."""
-    if "@" in image:
-        return True
-    last = image.rsplit("/", 1)[-1]
-    return ":" in last and last.rsplit(":", 1)[1] != "latest"
+    _, tag, digest = parse_image(image)  # the models accept valid references only
+    return digest is not None or (tag is not None and tag != "latest")
 
 
 def _allowed(stack: StackConfig, callee: ServiceSpec, caller: str) -> bool:

@@ -22,6 +22,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    Strict,
     Tag,
     field_validator,
     model_validator,
@@ -50,6 +51,31 @@ _RE2_QUIET = re2.Options()
 _RE2_QUIET.log_errors = False  # report through our own error, not RE2's stderr log
 _HEADER_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
+# A cookie's name is an HTTP token (RFC 6265 4.1.1 → RFC 7230 3.2.6); its value, cookie-octets: printable ASCII
+# without space, DQUOTE, ',', ';' and backslash. '=' may appear in a value (base64 padding), not in a name.
+_COOKIE_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_COOKIE_VALUE = re.compile(r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]+")
+# Kubernetes label syntax (apimachinery IsQualifiedName, IsValidLabelValue): a name part, optionally after a
+# DNS-subdomain prefix and '/'.
+_LABEL_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+# A SPIFFE trust domain name: lowercase letters, digits, '.', '-' and '_' (SPIFFE-ID spec, 2.1).
+_TRUST_DOMAIN = re.compile(r"[a-z0-9._-]+")
+
+# The image reference grammar of github.com/distribution/reference (regexp.go), which kubelet and the container
+# runtimes parse images with: [host[:port]/]path[:tag][@digest], path components lowercase. Written with ASCII
+# classes where Go's \w is ASCII-only.
+_IMAGE_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_IMAGE_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_IMAGE_HOST = rf"(?:{_IMAGE_DOMAIN_COMPONENT}(?:\.{_IMAGE_DOMAIN_COMPONENT})*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?"
+_IMAGE_REFERENCE = re.compile(
+    rf"(?P<name>(?:{_IMAGE_HOST}/)?{_IMAGE_PATH_COMPONENT}(?:/{_IMAGE_PATH_COMPONENT})*)"
+    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?"
+    r"(?:@(?P<digest>[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}))?"
+)
+_IMAGE_NAME_MAX = 255  # distribution/reference NameTotalLengthMax
+# Digest algorithms go-digest (hence containerd and CRI-O) accepts, with the length of their lowercase hex.
+_IMAGE_DIGESTS = {"sha256": 64, "sha384": 96, "sha512": 128}
 
 REDACTED = "[secret]"
 """What meshkit shows instead of a secret's value, everywhere."""
@@ -97,7 +123,6 @@ LINUX_CAPABILITIES = frozenset(
         "SYS_TTY_CONFIG",
         "SYSLOG",
         "WAKE_ALARM",
-        "",
     ]
 )
 
@@ -194,11 +219,155 @@ def _env_name(value: str) -> str:
 
 
 def _capability(value: str) -> str:
+    if not value:
+        raise invalid(
+            "MK310",
+            "empty capability name",
+            "remove the empty entry, or name a capability such as NET_BIND_SERVICE",
+        )
     if value not in LINUX_CAPABILITIES:
         raise invalid(
             "MK310",
             f"{value!r} is not a Linux capability",
             "use a name such as NET_BIND_SERVICE, CHOWN, SETUID or SETGID, without the CAP_ prefix",
+        )
+    return value
+
+
+def _not_a_boolean(value: object) -> object:
+    # YAML reads true/false (and, in YAML 1.1, yes/no/on/off) as booleans, which pydantic would take as 1/0.
+    if isinstance(value, bool):
+        raise invalid(
+            "MK003",
+            f"expected a number, got {str(value).lower()} (a boolean)",
+            "write the number itself; YAML reads true/false, yes/no and on/off as booleans",
+        )
+    return value
+
+
+def _shown_character(char: str) -> str:
+    return repr(char) if char.isprintable() else f"U+{ord(char):04X}"
+
+
+def _cookie_part(kind: str, pattern: re.Pattern[str], allowed: str) -> AfterValidator:
+    def check(value: str) -> str:
+        if not value:
+            raise invalid(
+                "MK207",
+                f"empty cookie {kind}",
+                "give the cookie's name"
+                if kind == "name"
+                else "give the value; to match a cookie whose value is empty, write a regex under headers.cookie",
+            )
+        bad = sorted({c for c in value if not pattern.fullmatch(c)})
+        if bad:
+            raise invalid(
+                "MK207",
+                f"cookie {kind} {value!r} contains {', '.join(map(_shown_character, bad))}, "
+                f"which cannot appear in a cookie {kind}",
+                f"a cookie {kind} is {allowed}",
+            )
+        return value
+
+    return AfterValidator(check)
+
+
+def parse_image(image: str) -> tuple[str, str | None, str | None]:
+    """``(name, tag, digest)`` of a valid image reference (see :data:`_IMAGE_REFERENCE`); ValueError otherwise,
+    saying what is wrong."""
+    found = _IMAGE_REFERENCE.fullmatch(image)
+    if found is None or len(found["name"]) > _IMAGE_NAME_MAX:
+        raise ValueError(_image_problem(image))
+    digest = found["digest"]
+    if digest is not None and _digest_problem(digest):
+        raise ValueError(_digest_problem(digest))
+    return found["name"], found["tag"], digest
+
+
+def _digest_problem(digest: str) -> str:
+    algorithm, _, hex_digits = digest.partition(":")
+    length = _IMAGE_DIGESTS.get(algorithm)
+    if length is None or len(hex_digits) != length or not re.fullmatch(r"[0-9a-f]+", hex_digits):
+        return f"has digest {digest!r}, not sha256:<64 lowercase hex digits> (or sha384:<96>, sha512:<128>)"
+    return ""
+
+
+def _image_problem(image: str) -> str:
+    """Why an image reference does not follow the grammar, as precisely as a quick look can tell."""
+    reference, at, digest = image.partition("@")
+    # A ':' after the last '/' starts the tag; before it, it is a registry port.
+    name, colon, tag = reference.rpartition(":") if ":" in reference.rsplit("/", 1)[-1] else (reference, "", "")
+    host, slash, path = name.partition("/")
+    if not slash or not ("." in host or ":" in host or host == "localhost"):
+        path = name  # like distribution/reference: a first component without '.' or ':' is part of the path
+    if not image:
+        return "is empty"
+    if any(c.isspace() or not c.isprintable() for c in image):
+        return "contains a space or control character"
+    if not name or name.startswith("/") or name.endswith("/") or "//" in name:
+        return "has an empty path component"
+    if colon and not tag:
+        return "has an empty tag"
+    if colon and not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", tag):
+        return f"has tag {tag!r}, not 1 to 128 letters, digits, '_', '.' or '-' starting with a letter, digit or '_'"
+    if at and not digest:
+        return "has an empty digest"
+    if at and _digest_problem(digest):
+        return _digest_problem(digest)
+    if path != path.lower():
+        return f"has upper case in its repository path {path!r}"
+    if len(name) > _IMAGE_NAME_MAX:
+        return f"has a name longer than {_IMAGE_NAME_MAX} characters"
+    return "does not follow the image reference grammar"
+
+
+def _image(value: str) -> str:
+    try:
+        parse_image(value)
+    except ValueError as err:
+        raise invalid(
+            "MK311",
+            f"image {value!r} {err}",
+            "write [registry[:port]/]path[:tag][@sha256:<64 hex digits>] with a lowercase path, "
+            "e.g. nginx:1.15 or registry.example.com:5000/team/app:1.2",
+        ) from None
+    return value
+
+
+def _label_key(value: str) -> str:
+    prefix, slash, name = value.rpartition("/")
+    problem = ""
+    if slash and (not prefix or len(prefix) > 253 or not _DNS_SUBDOMAIN.fullmatch(prefix)):
+        problem = f"prefix {prefix!r} is not a lowercase DNS subdomain"
+    elif len(name) > 63 or not _LABEL_NAME.fullmatch(name):
+        problem = f"name {name!r} is not a label name" if slash else "not a label name"
+    if problem:
+        raise invalid(
+            "MK208",
+            f"label key {value!r} would be refused by Kubernetes ({problem})",
+            "write [prefix/]name (team, example.com/team): the name at most 63 letters, digits, '-', '_' and '.', "
+            "starting and ending with a letter or digit; the prefix a lowercase DNS subdomain",
+        )
+    return value
+
+
+def _label_value(value: str) -> str:
+    if value and (len(value) > 63 or not _LABEL_NAME.fullmatch(value)):
+        raise invalid(
+            "MK208",
+            f"label value {value!r} would be refused by Kubernetes",
+            "use at most 63 letters, digits, '-', '_' and '.', starting and ending with a letter or digit "
+            "(or an empty value)",
+        )
+    return value
+
+
+def _trust_domain(value: str) -> str:
+    if not _TRUST_DOMAIN.fullmatch(value):
+        raise invalid(
+            "MK209",
+            f"{value!r} is not a SPIFFE trust domain",
+            "use lowercase letters, digits, '.', '-' and '_' only, without spiffe:// or a path, e.g. cluster.local",
         )
     return value
 
@@ -218,9 +387,22 @@ Duration = Annotated[str, AfterValidator(_duration)]
 Re2Pattern = Annotated[str, AfterValidator(_re2_pattern)]
 Quantity = Annotated[str, AfterValidator(_quantity)]
 HeaderName = Annotated[str, AfterValidator(_header_name)]
-Percent = Annotated[float, Field(ge=0, le=100)]
-Weight = Annotated[int, Field(ge=0, le=100)]
-PortNumber = Annotated[int, Field(ge=1, le=65535)]
+Image = Annotated[str, AfterValidator(_image)]
+LabelKey = Annotated[str, AfterValidator(_label_key)]
+LabelValue = Annotated[str, AfterValidator(_label_value)]
+TrustDomain = Annotated[str, AfterValidator(_trust_domain)]
+CookieName = Annotated[
+    str, _cookie_part("name", _COOKIE_NAME, "letters, digits and !#$%&'*+-.^_`|~ (no space, '=', ';' or ',')")
+]
+CookieValue = Annotated[
+    str, _cookie_part("value", _COOKIE_VALUE, "printable ASCII without space, '\"', ',', ';' or backslash")
+]
+Count = Annotated[int, BeforeValidator(_not_a_boolean), Strict()]
+"""A whole number written as one: ``true``, ``2.0`` or ``"2"`` are refused, not taken as 1 or 2."""
+Percent = Annotated[float, BeforeValidator(_not_a_boolean), Field(ge=0, le=100)]
+"""Not strict: ``pulumi config set --path`` stores a number that is not an integer (``5.5``) as a string."""
+Weight = Annotated[Count, Field(ge=0, le=100)]
+PortNumber = Annotated[Count, Field(ge=1, le=65535)]
 
 
 class MeshModel(BaseModel):
@@ -258,7 +440,7 @@ class NamespaceSpec(MeshModel):
     """``sidecar``: Envoy injected into each pod; ``ambient``: ztunnel/waypoint, no sidecar."""
     revision: DnsLabel | None = None
     """Istio control-plane revision for sidecar injection (``istio.io/rev=<revision>``)."""
-    labels: dict[str, str] = Field(default_factory=dict)
+    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict)
     """Extra labels; the data-plane labels are meshkit's to set."""
     mtls: Literal["STRICT", "PERMISSIVE"] = "STRICT"
     """Mutual TLS between workloads (PeerAuthentication). PERMISSIVE also accepts plaintext, for migrating
@@ -335,10 +517,10 @@ class Probe(MeshModel):
     http_get: HttpGetAction | None = None
     tcp_socket: TcpSocketAction | None = None
     exec_action: ExecAction | None = Field(default=None, alias="exec")
-    initial_delay_seconds: int = Field(default=0, ge=0)
-    period_seconds: int = Field(default=10, ge=1)
-    timeout_seconds: int = Field(default=1, ge=1)
-    failure_threshold: int = Field(default=3, ge=1)
+    initial_delay_seconds: Count = Field(default=0, ge=0)
+    period_seconds: Count = Field(default=10, ge=1)
+    timeout_seconds: Count = Field(default=1, ge=1)
+    failure_threshold: Count = Field(default=3, ge=1)
 
     @model_validator(mode="after")
     def _one_action(self) -> Probe:
@@ -398,8 +580,9 @@ class VersionSpec(MeshModel):
     ``RuntimeDefault``, requests and limits always set.
     """
 
-    image: str = Field(min_length=1, pattern=r"^\S+$")
-    replicas: int = Field(default=1, ge=0, le=1000)
+    image: Image
+    """An image reference, checked against the grammar the container runtimes parse it with."""
+    replicas: Count = Field(default=1, ge=0, le=1000)
     command: list[str] = Field(default_factory=list)
     args: list[str] = Field(default_factory=list)
     env: dict[EnvName, EnvValue] = Field(default_factory=dict)
@@ -410,7 +593,7 @@ class VersionSpec(MeshModel):
     NET_BIND_SERVICE)."""
     run_as_non_root: bool = False
     """Refuse to start the container as root; set it for images that run as a user."""
-    run_as_user: int | None = Field(default=None, ge=0)
+    run_as_user: Count | None = Field(default=None, ge=0)
     read_only_root_filesystem: bool = False
     readiness_probe: Probe | None = None
     liveness_probe: Probe | None = None
@@ -433,16 +616,29 @@ class StringMatch(MeshModel):
         return self
 
 
+def _re2_literal(text: str) -> str:
+    """``text`` as an RE2 literal: only RE2's metacharacters escaped, so the rendered regex stays readable."""
+    return re.sub(r"([\\.+*?()|\[\]{}^$])", r"\\\1", text)
+
+
 def cookie_regex(name: str, value: str) -> str:
-    """The header regex Istio's Bookinfo uses to match one cookie, e.g. ``^(.*?;)?(user=jason)(;.*)?$``."""
-    return rf"^(.*?;)?({re.escape(name)}={re.escape(value)})(;.*)?$"
+    r"""The Cookie header regex that matches one cookie wherever it stands, e.g. for ``user=jason``
+    ``^(.*?;[ \t]*)?(user=jason)([ \t]*;.*)?$``.
+
+    Browsers separate cookies with ``"; "`` (RFC 6265 5.4), some clients with ``";"``; Envoy joins the
+    cookie headers of an HTTP/2 request with ``"; "``. The name can only start the header or follow a ``;``
+    and optional whitespace, and the value can only end it or precede one, so ``xuser=jason`` and
+    ``user=jasonx`` do not match. (Istio's old Bookinfo sample, ``^(.*?;)?(user=jason)(;.*)?$``, misses the
+    cookie after ``"; "``; it can still be written under ``headers: {cookie: {regex: …}}``.)
+    """
+    return rf"^(.*?;[ \t]*)?({_re2_literal(name)}={_re2_literal(value)})([ \t]*;.*)?$"
 
 
 class RequestMatch(MeshModel):
     """Conditions on a request; all must hold. ``cookie: {user: jason}`` is shorthand for the cookie regex."""
 
     headers: dict[HeaderName, StringMatch] = Field(default_factory=dict)
-    cookie: dict[str, str] = Field(default_factory=dict, max_length=1)
+    cookie: dict[CookieName, CookieValue] = Field(default_factory=dict, max_length=1)
     uri: StringMatch | None = None
 
     @model_validator(mode="after")
@@ -462,7 +658,7 @@ class RequestMatch(MeshModel):
 
 
 class Retries(MeshModel):
-    attempts: int = Field(ge=0, le=100)
+    attempts: Count = Field(ge=0, le=100)
     per_try_timeout: Duration | None = None
     retry_on: str | None = None
     """Comma-separated Envoy retry policies (``5xx,connect-failure``) or HTTP status codes."""
@@ -515,7 +711,7 @@ class Delay(MeshModel):
 
 
 class Abort(MeshModel):
-    http_status: int = Field(ge=200, le=599)
+    http_status: Count = Field(ge=200, le=599)
     percentage: Percent = 100
 
 
@@ -594,7 +790,7 @@ class CallBudget(MeshModel):
     (Bookinfo's productpage gives reviews 3s and one retry)."""
 
     timeout: Duration
-    retries: int = Field(default=0, ge=0, le=100)
+    retries: Count = Field(default=0, ge=0, le=100)
 
     def seconds(self) -> float:
         """The whole budget: timeout × (1 + retries)."""
@@ -639,7 +835,7 @@ class StackConfig(MeshModel):
     """Marks a production environment: stricter rollout rules apply."""
     max_step: Weight | None = None
     """Default ``maxStep`` of every service of the stack."""
-    trust_domain: str = "cluster.local"
+    trust_domain: TrustDomain = "cluster.local"
     """The mesh's trust domain, the first part of every SPIFFE principal."""
     ready_timeout: Duration = "10m"
     """How long ``pulumi up`` waits for a created or updated Deployment to become Available before the step

@@ -1,5 +1,6 @@
 """The bad-config corpus (tests/bad_configs.yaml): each case refused with its code and config path, by
-``meshkit check`` and by the Pulumi program, which registers nothing."""
+``meshkit check`` and by the Pulumi program, which registers nothing. A case marked ``warning: true`` is
+deployable: ``check`` refuses it only with ``--strict``, and the program logs the warning and goes on."""
 
 from __future__ import annotations
 
@@ -58,16 +59,34 @@ def test_the_corpus_covers_at_least_40_cases_and_every_code_group() -> None:
 def test_check_refuses_with_code_and_path(case: dict[str, Any], tmp_path: Path) -> None:
     stack_file = tmp_path / "Pulumi.bad.yaml"
     stack_file.write_text(_stack_file_text(case))
-    result = CliRunner().invoke(app, ["check", str(stack_file), "--json"])
+    warning = case.get("warning", False)
+    if warning:
+        assert CliRunner().invoke(app, ["check", str(stack_file)]).exit_code == 0, "a warning alone is deployable"
+    result = CliRunner().invoke(app, ["check", str(stack_file), "--json", *(["--strict"] if warning else [])])
     assert result.exit_code == 1, result.output
     findings = json.loads(result.output)["findings"]
     code, path = case["expect"]
     assert (code, path) in {(f["code"], f["path"]) for f in findings}, findings
     finding = next(f for f in findings if (f["code"], f["path"]) == (code, path))
     assert finding["message"] and finding["fix"], "every finding says what is wrong and how to fix it"
+    assert finding["severity"] == ("warning" if warning else "error")
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if "text" not in c], ids=lambda c: c["name"])
+@pytest.mark.parametrize("case", [c for c in CASES if "text" not in c and c.get("warning")], ids=lambda c: c["name"])
+def test_program_logs_the_warning_and_deploys(case: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    warnings: list[str] = []
+    monkeypatch.setattr(pulumi.log, "warn", lambda message, *args, **kwargs: warnings.append(message))
+    raw = _apply(scenario_raw(case.get("base", "A3")), case)
+    with pulumi_mocks(raw) as run:
+        recorder = run(lambda: main(read_deployed=lambda stack: {}))
+    code, path = case["expect"]
+    assert any(w.startswith(f"warning {code} {path}: ") for w in warnings), warnings
+    assert recorder.registrations
+
+
+@pytest.mark.parametrize(
+    "case", [c for c in CASES if "text" not in c and not c.get("warning")], ids=lambda c: c["name"]
+)
 def test_program_refuses_and_registers_nothing(case: dict[str, Any]) -> None:
     raw = _apply(scenario_raw(case.get("base", "A3")), case)
     with pulumi_mocks(raw) as run, pytest.raises(pulumi.RunError) as info:

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from meshkit.analysis import validate_stack
+from meshkit.analysis import check_stack, validate_stack
 from meshkit.config import load_stack_file, parse_stack_file_text
-from meshkit.errors import ConfigError
+from meshkit.errors import ConfigError, Severity
 
 from .scenario_data import nginx_stack
 
@@ -126,6 +126,55 @@ def test_fault_values_out_of_range(fault: dict[str, Any], key: str, code: str) -
     assert text.startswith(code)
 
 
+# A boolean where a number belongs was taken as 1 or 0; a wrong type is MK003, not the key's range code.
+@pytest.mark.parametrize(("service", "path"), [
+    ({"traffic": {"weights": {"v1": True, "v2": 99}}}, "traffic.weights.v1"),
+    ({"traffic": {"weights": {"v1": 100}, "steps": [50, True]}}, "traffic.steps[1]"),
+    ({"traffic": {"weights": {"v1": 100}, "maxStep": True}}, "traffic.maxStep"),
+    ({"traffic": {"weights": {"v1": 100}, "mirror": {"version": "v2", "percentage": True}}},
+     "traffic.mirror.percentage"),
+    ({"traffic": {"weights": {"v1": 100}, "retries": {"attempts": True}}}, "traffic.retries.attempts"),
+    ({"faults": [{"match": {"cookie": {"user": "jason"}}, "abort": {"httpStatus": 500, "percentage": False}}]},
+     "faults[0].abort.percentage"),
+    ({"ports": [{"name": "http", "port": True}]}, "ports[0].port"),
+])  # fmt: skip
+def test_a_boolean_is_not_a_number(service: dict[str, Any], path: str) -> None:
+    problems = _problems(nginx_stack(**service))
+    assert problems[f"services.nginx.{path}"].startswith("MK003 expected a number, got ")
+    assert "(a boolean)" in problems[f"services.nginx.{path}"]
+
+
+@pytest.mark.parametrize("replicas", [True, False, "2", 2.0])
+def test_replicas_are_a_whole_number_written_as_one(replicas: object) -> None:
+    raw = nginx_stack()
+    raw["services"]["nginx"]["versions"]["v2"]["replicas"] = replicas
+    path, text = _one(raw)
+    assert (path, text[:5]) == ("services.nginx.versions.v2.replicas", "MK003")
+
+
+@pytest.mark.parametrize("percentage", [5, 5.5, "5.5"])
+def test_percentages_may_be_written_as_pulumi_config_set_stores_them(percentage: object) -> None:
+    """``pulumi config set --path`` stores an integer as a number, anything else (5.5) as a string."""
+    mirror = {"version": "v2", "percentage": percentage}
+    stack = validate_stack(nginx_stack(traffic={"weights": {"v1": 100}, "mirror": mirror}))
+    assert stack.services["nginx"].traffic.mirror is not None
+    assert stack.services["nginx"].traffic.mirror.percentage == float(str(percentage))
+
+
+@pytest.mark.parametrize(("service", "path"), [
+    ({"traffic": {"weights": ["v1", "v2"]}}, "traffic.weights"),
+    ({"traffic": {"weights": "v1=70,v2=30"}}, "traffic.weights"),
+    ({"faults": [{"match": {"cookie": {"user": "jason"}}, "delay": {"fixedDelay": "7s", "percentage": "100%"}}]},
+     "faults[0].delay.percentage"),
+    ({"faults": [{"match": {"cookie": {"user": "jason"}}, "abort": {"httpStatus": "five hundred"}}]},
+     "faults[0].abort.httpStatus"),
+])  # fmt: skip
+def test_a_value_of_the_wrong_type_is_a_type_error_not_a_range_error(service: dict[str, Any], path: str) -> None:
+    problems = _problems(nginx_stack(**service))
+    assert problems[f"services.nginx.{path}"].startswith("MK003 ")
+    assert "see the config reference" not in problems[f"services.nginx.{path}"], "the fix says what to write"
+
+
 def test_unknown_key_suggests_the_intended_one() -> None:
     raw = nginx_stack()
     raw["services"]["nginx"]["traffic"] = {"weigths": {"v1": 100}}
@@ -176,6 +225,58 @@ def test_namespace_with_two_injection_labels() -> None:
     assert (path, text[:5]) == ("namespaces.demo", "MK401")
 
 
+@pytest.mark.parametrize("labels", [
+    {"team": "web"},
+    {"team": ""},
+    {"example.com/team": "web-1.x_y"},
+    {"a.b-c.example/Team_1.x": "A" * 63},
+    {"T": "v"},
+])  # fmt: skip
+def test_namespace_labels_kubernetes_accepts(labels: dict[str, str]) -> None:
+    raw = nginx_stack()
+    raw["namespaces"]["demo"] = {"labels": labels}
+    validate_stack(raw)
+
+
+@pytest.mark.parametrize(("labels", "key"), [
+    ({"cost center": "web"}, "cost center"),
+    ({"team": "-web"}, "team"),
+    ({"team": "web."}, "team"),
+    ({"team": "a" * 64}, "team"),
+    ({"team": "web team"}, "team"),
+    ({"team": "web/1"}, "team"),
+    ({"-team": "web"}, "-team"),
+    ({"t" * 64: "web"}, "t" * 64),
+    ({"": "web"}, ""),
+    ({"/team": "web"}, "/team"),
+    ({"Example.com/team": "web"}, "Example.com/team"),
+    ({"example..com/team": "web"}, "example..com/team"),
+    ({"example.com/": "web"}, "example.com/"),
+    ({"a/b/c": "web"}, "a/b/c"),
+    ({("a" * 250) + ".com/team": "web"}, ("a" * 250) + ".com/team"),
+])  # fmt: skip
+def test_namespace_labels_kubernetes_refuses(labels: dict[str, str], key: str) -> None:
+    raw = nginx_stack()
+    raw["namespaces"]["demo"] = {"labels": labels}
+    path, text = _one(raw)
+    assert (path, text[:5]) == (f"namespaces.demo.labels.{key}", "MK208")
+    assert repr(key) in text or repr(labels[key]) in text, "the message shows the bad key or value"
+
+
+@pytest.mark.parametrize("domain", ["cluster.local", "prod.example", "td_1-a.b", "example"])
+def test_trust_domains_spiffe_accepts(domain: str) -> None:
+    validate_stack({**nginx_stack(), "trustDomain": domain})
+
+
+@pytest.mark.parametrize(
+    "domain", ["", "Cluster.local", "spiffe://cluster.local", "cluster.local/ns", "my domain", "td:8080", "trust\u00e9"]
+)
+def test_trust_domains_spiffe_refuses(domain: str) -> None:
+    path, text = _one({**nginx_stack(), "trustDomain": domain})
+    assert (path, text[:5]) == ("trustDomain", "MK209")
+    assert repr(domain) in text
+
+
 def test_several_versions_need_weights() -> None:
     path, text = _one(nginx_stack(traffic={}))
     assert (path, text[:5]) == ("services.nginx.traffic.weights", "MK106")
@@ -185,6 +286,39 @@ def test_duplicate_route_match_is_unreachable() -> None:
     route = {"match": {"cookie": {"user": "jason"}}, "to": "v2"}
     path, text = _one(nginx_stack(traffic={"weights": {"v1": 100}, "routes": [route, {**route, "to": "v1"}]}))
     assert (path, text[:5]) == ("services.nginx.traffic.routes[1].match", "MK105")
+
+
+def test_mirror_to_the_version_that_takes_all_the_traffic() -> None:
+    traffic = {"weights": {"v1": 0, "v2": 100}, "mirror": {"version": "v2"}}
+    path, text = _one(nginx_stack(traffic=traffic))
+    assert path == "services.nginx.traffic.mirror.version"
+    assert text.startswith("MK109 mirrors to 'v2', which already takes 100%") and "(v1)" in text
+    validate_stack(nginx_stack(traffic={**traffic, "mirror": {"version": "v1"}}))
+    validate_stack(nginx_stack(traffic={"weights": {"v1": 90, "v2": 10}, "mirror": {"version": "v2"}}))
+
+
+def test_mirror_of_a_lone_version_to_itself() -> None:
+    raw = nginx_stack(versions={"v1": {"image": "nginx:1.14"}}, traffic={"mirror": {"version": "v1"}})
+    path, text = _one(raw)
+    assert (path, text[:5]) == ("services.nginx.traffic.mirror.version", "MK109")
+
+
+def test_two_routes_with_one_name_is_a_warning() -> None:
+    routes = [
+        {"name": "testers", "match": {"cookie": {"user": "jason"}}, "to": "v2"},
+        {"name": "canary", "match": {"uri": {"prefix": "/api"}}, "to": "v2"},
+        {"name": "testers", "match": {"headers": {"end-user": {"exact": "jason"}}}, "to": "v2"},
+    ]
+    stack = validate_stack(nginx_stack(traffic={"weights": {"v1": 100}, "routes": routes}))
+    (warning,) = check_stack(stack)
+    assert (warning.code, warning.severity, warning.path) == (
+        "MK110",
+        Severity.WARNING,
+        "services.nginx.traffic.routes[2].name",
+    )
+    assert "routes[0]" in warning.message
+    unnamed = [{k: v for k, v in route.items() if k != "name"} for route in routes]
+    assert check_stack(validate_stack(nginx_stack(traffic={"weights": {"v1": 100}, "routes": unnamed}))) == []
 
 
 def test_multi_port_service_must_pick_a_port_for_routes() -> None:

@@ -178,9 +178,7 @@ def _render_with_a_defect(stack: Any) -> list[dict[str, Any]]:
     return manifests
 
 
-def test_check_refuses_a_rendered_object_its_schema_refuses(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_check_refuses_a_rendered_object_its_schema_refuses(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(analysis, "render_stack", _render_with_a_defect)
     stack_file = tmp_path / "Pulumi.a3.yaml"
     stack_file.write_text((SCENARIOS / "A3.yaml").read_text())

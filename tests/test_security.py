@@ -217,6 +217,68 @@ def test_pinned_images_pass(image: str) -> None:
     validate_stack(raw)
 
 
+def test_empty_capability_is_refused() -> None:
+    """It used to render ``add: [""]``."""
+    raw = nginx_stack()
+    raw["services"]["nginx"]["versions"]["v1"]["capabilities"] = ["CHOWN", ""]
+    assert _problems(raw) == {"services.nginx.versions.v1.capabilities[1]": "MK310"}
+
+
+DIGEST = "sha256:" + "0123456789abcdef" * 4
+
+
+@pytest.mark.parametrize("image", [
+    "nginx:1.15",
+    "library/nginx:1.15",
+    "registry.example.com/team/app:1.2",
+    "registry.example.com:5000/team/sub/app:v1.2.3-rc_1",
+    "localhost:5000/app:1",
+    "localhost/app:1",
+    "[::1]:5000/app:1",
+    "Registry.Example.com/app:1",  # host names are case-insensitive; paths are not
+    "my_app__x-y--z.w:1",
+    f"nginx@{DIGEST}",
+    f"nginx:1.15@{DIGEST}",
+    "nginx@sha512:" + "ab" * 64,
+    "app:" + "t" * 128,
+])  # fmt: skip
+def test_valid_image_references_pass(image: str) -> None:
+    raw = nginx_stack()
+    raw["services"]["nginx"]["versions"]["v2"]["image"] = image
+    validate_stack(raw)
+
+
+@pytest.mark.parametrize(("image", "why"), [
+    ("nginx:", "empty tag"),
+    ("registry.example.com:5000/app:", "empty tag"),
+    ("Nginx:1.15", "upper case"),
+    ("registry.example.com/Team/app:1", "upper case"),
+    ("team//app:1", "empty path component"),
+    ("/app:1", "empty path component"),
+    ("registry.example.com/:1", "empty path component"),
+    ("nginx@", "empty digest"),
+    ("nginx@sha256:abc", "digest"),
+    ("nginx@sha256:" + "A" * 64, "digest"),
+    ("nginx@sha256:" + "a" * 63, "digest"),
+    ("nginx@md5:" + "a" * 32, "digest"),
+    ("nginx:-1", "tag"),
+    ("nginx:" + "t" * 129, "tag"),
+    ("nginx:1.15 ", "space"),
+    ("", "empty"),
+    ("a" * 256 + ":1", "longer than 255"),
+    ("app_:1", "grammar"),
+    ("app:1:2", "grammar"),
+])  # fmt: skip
+def test_invalid_image_references_are_refused(image: str, why: str) -> None:
+    raw = nginx_stack()
+    raw["services"]["nginx"]["versions"]["v2"]["image"] = image
+    with pytest.raises(ConfigError) as info:
+        validate_stack(raw)
+    (finding,) = info.value.findings
+    assert (finding.path, finding.code) == ("services.nginx.versions.v2.image", "MK311")
+    assert why in finding.message and repr(image) in finding.message
+
+
 # --- secrets --------------------------------------------------------------------------------------------
 
 SECRET_VALUE = "s3cr3t-never-shown"

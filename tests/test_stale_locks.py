@@ -6,6 +6,7 @@ import json
 import shutil
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -41,6 +42,11 @@ def running_pulumi(tmp_path: Path) -> Iterator[int]:
     shutil.copy(shutil.which("sleep") or "/bin/sleep", sleeper)
     process = subprocess.Popen([str(sleeper), "60"])
     try:
+        # Popen may return before the child has exec'd (its command name is still python's): wait for it.
+        deadline = time.monotonic() + 10
+        comm = Path(f"/proc/{process.pid}/comm")
+        while comm.exists() and comm.read_text().strip() != "pulumi" and time.monotonic() < deadline:
+            time.sleep(0.01)
         yield process.pid
     finally:
         process.kill()

@@ -134,7 +134,7 @@ def test_scenario_b_bookinfo_routing(tmp_path: Path) -> None:
             assert all(_weights(rendered, s) == {"v1": 100} for s in ("productpage", "details", "reviews", "ratings"))
         if step == "B2":
             assert reviews[0]["route"][0]["destination"]["subset"] == "v2"
-            assert reviews[0]["match"][0]["headers"]["cookie"]["regex"] == "^(.*?;)?(user=jason)(;.*)?$"
+            assert reviews[0]["match"][0]["headers"]["cookie"]["regex"] == r"^(.*?;[ \t]*)?(user=jason)([ \t]*;.*)?$"
         if step == "B3":
             assert ratings[0]["fault"]["delay"] == {"fixedDelay": "7s", "percentage": {"value": 100}}
         if step == "B4":

@@ -24,7 +24,7 @@ from rich.table import Table
 
 from . import edit
 from .analysis import analyze_stack, errors_only
-from .config import load_stack_file, parse_stack_file_text, read_stack_file_keys
+from .config import load_stack_file, parse_stack_file_text, read_stack_file_keys, read_stack_text
 from .drift import weight_drift
 from .errors import ConfigError, Finding, MeshkitError, Severity
 from .graph import to_dot, to_mermaid
@@ -60,6 +60,13 @@ REFUSED = 1
 StackArg = Annotated[str, typer.Argument(help="Stack name (dev → stacks/Pulumi.dev.yaml) or a stack file path.")]
 
 
+def _write(path: Path, data: bytes) -> None:
+    try:
+        path.write_bytes(data)
+    except OSError as error:
+        raise MeshkitError(f"{path}: cannot write it: {error.strerror or error}") from None
+
+
 def _fail(error: MeshkitError) -> typer.Exit:
     err.print(str(error), markup=False)
     return typer.Exit(REFUSED)
@@ -92,10 +99,12 @@ def check(
     name, path = resolve_stack(stack)
 
     def body() -> int:
+        # A bad outputs file is no finding about the stack: its error goes to stderr (MK008).
+        previous = read_outputs_file(deployed) if deployed is not None else None
         try:
             config, findings = analyze_stack(read_stack_file_keys(path), str(path))
-            if deployed is not None:
-                findings += check_rollout(config, read_outputs_file(deployed))
+            if previous is not None:
+                findings += check_rollout(config, previous)
         except ConfigError as error:
             findings = error.findings
         errors = len(errors_only(findings))
@@ -205,8 +214,9 @@ def plan(
     name, path = resolve_stack(stack)
 
     def body() -> int:
+        keys = read_stack_file_keys(path)  # the stack file first: a missing one is MK004, whatever the base
         base_label, before = _base_summary(path, base, base_file, name)
-        config, warnings = analyze_stack(read_stack_file_keys(path), str(path))
+        config, warnings = analyze_stack(keys, str(path))
         after = stack_summary(config)
         changes = plan_changes(before, after)
         findings = sorted(warnings + check_rollout(config, before))
@@ -254,10 +264,7 @@ def step(
     _, path = resolve_stack(stack)
 
     def body() -> int:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise MeshkitError(f"{path}: stack file not found") from None
+        text = read_stack_text(path)
         source = str(path)
         if retire is not None:
             result = edit.retire_version(text, source, service, retire)
@@ -272,7 +279,7 @@ def step(
 
             result = edit.step_weights(text, source, service, compute)
         changes = plan_changes(result.before, result.after)
-        path.write_text(result.text, encoding="utf-8")
+        _write(path, result.text.encode("utf-8"))
         out.print(f"{path}: step written; review it with `meshkit plan`, then `pulumi up`", markup=False)
         out.print(_changes_table(changes) if changes else "  no change", markup=False)
         return 0
@@ -301,9 +308,12 @@ def render(
         if output is None:
             sys.stdout.write(manifests_to_yaml(manifests))
             return 0
-        output.mkdir(parents=True, exist_ok=True)
+        try:
+            output.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise MeshkitError(f"{output}: cannot make the directory: {error.strerror or error}") from None
         for manifest in manifests:
-            (output / manifest_file_name(manifest)).write_text(manifests_to_yaml([manifest]), encoding="utf-8")
+            _write(output / manifest_file_name(manifest), manifests_to_yaml([manifest]).encode("utf-8"))
         out.print(f"{len(manifests)} manifests written to {output}", markup=False)
         return 0
 
@@ -354,7 +364,7 @@ def graph(
         else:
             data = graphviz(to_dot(summary), output_format.value)
         if output is not None:
-            output.write_bytes(data)
+            _write(output, data)
         else:
             sys.stdout.buffer.write(data)
             sys.stdout.flush()

@@ -9,15 +9,17 @@ current content standing in for the deployed state (:func:`step_stack_file`).
 from __future__ import annotations
 
 import io
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.error import YAMLError
 
 from .analysis import errors_only
-from .config import PROJECT, parse_stack_file_text
+from .config import PROJECT, config_key, parse_stack_file_text
 from .errors import ConfigError, MeshkitError
 from .models import ServiceSpec, StackConfig
 from .rollout import check_rollout, stack_summary
@@ -98,34 +100,54 @@ def _yaml() -> YAML:
     return yaml
 
 
+def _mapping(node: Any, where: str) -> CommentedMap:
+    if not isinstance(node, CommentedMap):
+        raise StepError(f"{where} is not a mapping written out in the file, which `meshkit step` can edit")
+    return node
+
+
 def edit_services(text: str, edit: Callable[[CommentedMap], None]) -> str:
-    """Apply ``edit`` to the ``meshkit:services`` mapping of a stack file's text."""
+    """Apply ``edit`` to the ``meshkit:services`` mapping of a stack file's text (which the config checks
+    have read before: the edit refuses only what its round-trip reading sees differently)."""
     yaml = _yaml()
-    document = yaml.load(text)
-    edit(document["config"][f"{PROJECT}:services"])
-    out = io.StringIO()
-    yaml.dump(document, out)
+    try:
+        with warnings.catch_warnings():  # e.g. a reused anchor: the config reading has accepted the file
+            warnings.simplefilter("ignore")
+            document = yaml.load(text)
+        config = _mapping(document.get("config") if isinstance(document, CommentedMap) else None, "config")
+        # The key as written: `services` and `meshkit:config:services` name meshkit:services too.
+        key = next((k for k in config if isinstance(k, str) and config_key(k) == f"{PROJECT}:services"), None)
+        edit(_mapping(config.get(key), f"config.{PROJECT}:services"))
+        out = io.StringIO()
+        yaml.dump(document, out)
+    except YAMLError as err:
+        raise StepError(f"cannot edit the file while keeping its layout: {err}") from None
     return out.getvalue()
 
 
 def write_weights(services: CommentedMap, service: str, weights: Mapping[str, int]) -> None:
     """Update weights in place, keeping the existing keys' order; add a version only when it gets traffic."""
-    node = services[service]
-    if "traffic" not in node:
+    node = _mapping(services.get(service), f"services.{service}")
+    if node.get("traffic") is None:
         node["traffic"] = CommentedMap()
-    if "weights" not in node["traffic"]:
-        node["traffic"].insert(0, "weights", CommentedMap())
-    current = node["traffic"]["weights"]
+    traffic = _mapping(node["traffic"], f"services.{service}.traffic")
+    if traffic.get("weights") is None:
+        traffic.insert(0, "weights", CommentedMap())
+    current = _mapping(traffic["weights"], f"services.{service}.traffic.weights")
     for version, weight in weights.items():
         if version in current or weight:
             current[version] = weight
 
 
 def drop_version(services: CommentedMap, service: str, version: str) -> None:
-    node = services[service]
-    del node["versions"][version]
-    weights = node.get("traffic", {}).get("weights")
-    if weights is not None and version in weights:
+    node = _mapping(services.get(service), f"services.{service}")
+    versions = _mapping(node.get("versions"), f"services.{service}.versions")
+    if version not in versions:
+        raise StepError(f"services.{service}.versions.{version} is not written out in the file (a merge?)")
+    del versions[version]
+    traffic = node.get("traffic")
+    weights = traffic.get("weights") if isinstance(traffic, CommentedMap) else None
+    if isinstance(weights, CommentedMap) and version in weights:
         del weights[version]
 
 
@@ -133,7 +155,8 @@ def drop_version(services: CommentedMap, service: str, version: str) -> None:
 
 
 def _service(text: str, source: str, service: str) -> tuple[StackConfig, ServiceSpec]:
-    stack = parse_stack_file_text(text, source)
+    # In the file's order, not the engine's: the newest version is the one declared last.
+    stack = parse_stack_file_text(text, source, declaration_order=True)
     if service not in stack.services:
         raise StepError(f"{source}: no service {service!r}; declared: {', '.join(stack.services)}")
     return stack, stack.services[service]
@@ -151,7 +174,7 @@ class Step:
 def _checked(before: StackConfig, new_text: str, source: str) -> Step:
     """The step to ``new_text`` if it passes every check ``pulumi up`` runs, with the current file
     standing in for the deployed state; so a step the engine would refuse is never written."""
-    after = parse_stack_file_text(new_text, source)
+    after = parse_stack_file_text(new_text, source, declaration_order=True)
     deployed = stack_summary(before)
     refused = errors_only(check_rollout(after, deployed))
     if refused:

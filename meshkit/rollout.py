@@ -11,8 +11,15 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from .errors import Finding
-from .models import ServiceSpec, StackConfig
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .analysis import format_path
+from .errors import ConfigError, Finding
+from .models import UNION_TAGS, FaultRule, Mirror, Retries, RouteRule, ServiceSpec, StackConfig
+
+
+def _dump(model: Any) -> Any:
+    return model.model_dump(by_alias=True, exclude_none=True, exclude_defaults=True) if model else None
 
 
 def service_summary(svc: ServiceSpec) -> dict[str, Any]:
@@ -21,19 +28,15 @@ def service_summary(svc: ServiceSpec) -> dict[str, Any]:
     The rollout checks and ``meshkit plan`` compare these, whether they come from the last deployment
     (the stack's outputs) or from another revision of the stack file.
     """
-
-    def dump(model: Any) -> Any:
-        return model.model_dump(by_alias=True, exclude_none=True, exclude_defaults=True) if model else None
-
     summary = {
         "namespace": svc.namespace,
         "versions": {v: {"image": s.image, "replicas": s.replicas} for v, s in svc.versions.items()},
         "weights": svc.default_weights(),
-        "routes": [dump(r) for r in svc.traffic.routes],
-        "faults": [dump(f) for f in svc.faults],
+        "routes": [_dump(r) for r in svc.traffic.routes],
+        "faults": [_dump(f) for f in svc.faults],
         "timeout": svc.traffic.timeout,
-        "retries": dump(svc.traffic.retries),
-        "mirror": dump(svc.traffic.mirror),
+        "retries": _dump(svc.traffic.retries),
+        "mirror": _dump(svc.traffic.mirror),
     }
     return {key: value for key, value in summary.items() if value is not None}
 
@@ -44,6 +47,89 @@ def stack_summary(stack: StackConfig) -> dict[str, Any]:
         "services": {name: service_summary(svc) for name, svc in stack.services.items()},
         "production": stack.production,
     }
+
+
+# --- stack outputs read back ------------------------------------------------------------------------
+
+
+class _Outputs(BaseModel):
+    """The shape of saved stack outputs: what a summary holds. Keys other deployments may have added are
+    ignored; the rules are meshkit's own models, so a summary read back is one :func:`stack_summary` wrote."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True, strict=False)
+
+
+class _VersionOutputs(_Outputs):
+    image: str
+    replicas: int
+
+
+class _ServiceOutputs(_Outputs):
+    namespace: str
+    versions: dict[str, _VersionOutputs] = Field(default_factory=dict)
+    weights: dict[str, int] = Field(default_factory=dict)
+    routes: list[RouteRule] = Field(default_factory=list)
+    faults: list[FaultRule] = Field(default_factory=list)
+    timeout: str | None = None
+    retries: Retries | None = None
+    mirror: Mirror | None = None
+
+
+class _StackOutputs(_Outputs):
+    services: dict[str, _ServiceOutputs] = Field(default_factory=dict)
+    production: bool = False
+
+
+OUTPUTS_FIX = "save them with `pulumi stack output --json > FILE` from the stack's last deployment"
+OUTPUTS_OUTCOME = "nothing was compared with them"
+_OUTPUTS_MESSAGES = {
+    "model_type": "must be a JSON object",
+    "model_attributes_type": "must be a JSON object",
+    "dict_type": "must be a JSON object",
+    "list_type": "must be a JSON list",
+}
+
+
+def summary_from_outputs(outputs: object, source: str) -> dict[str, Any]:
+    """Stack outputs read back (``pulumi stack output --json``) as the summary :func:`stack_summary` makes,
+    or a :class:`ConfigError` (MK008) naming each value of the wrong shape."""
+    if not isinstance(outputs, dict):
+        found = "a list" if isinstance(outputs, list) else f"{type(outputs).__name__} {outputs!r}"[:80]
+        raise ConfigError(
+            [Finding("(file)", "MK008", f"stack outputs must be a JSON object, found {found}", OUTPUTS_FIX)],
+            source,
+            outcome=OUTPUTS_OUTCOME,
+        )
+    try:
+        parsed = _StackOutputs.model_validate(outputs)
+    except ValidationError as err:
+        findings = []
+        for item in err.errors():
+            loc = tuple(part for part in item["loc"] if part not in UNION_TAGS)
+            value = item.get("input")
+            message = _OUTPUTS_MESSAGES.get(item["type"]) or str((item.get("ctx") or {}).get("message") or item["msg"])
+            shown = "" if isinstance(value, dict | list) else f", got {value!r}"[:120]
+            findings.append(
+                Finding(format_path(loc) or "(file)", "MK008", f"{message[0].lower()}{message[1:]}{shown}", OUTPUTS_FIX)
+            )
+        raise ConfigError(findings, source, outcome=OUTPUTS_OUTCOME) from None
+    services = {}
+    for name, svc in parsed.services.items():
+        summary = {
+            "namespace": svc.namespace,
+            "versions": {v: {"image": s.image, "replicas": s.replicas} for v, s in svc.versions.items()},
+            "weights": dict(svc.weights),
+            "routes": [_dump(r) for r in svc.routes],
+            "faults": [_dump(f) for f in svc.faults],
+            "timeout": svc.timeout,
+            "retries": _dump(svc.retries),
+            "mirror": _dump(svc.mirror),
+        }
+        services[name] = {key: value for key, value in summary.items() if value is not None}
+    return {"services": services, "production": parsed.production}
+
+
+# --- the checks --------------------------------------------------------------------------------------
 
 
 def _previously_routed(summary: Mapping[str, Any]) -> dict[str, int]:

@@ -7,10 +7,10 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from .config import YAML_LOADER, stack_file
-from .errors import MeshkitError
+from .config import config_key, engine_text, stack_file, stack_text
+from .engine_yaml import decode_text, read_yaml
+from .errors import ConfigError, Finding, MeshkitError
+from .rollout import OUTPUTS_FIX, OUTPUTS_OUTCOME, summary_from_outputs
 
 MAIN_BRANCHES = ("main", "master", "origin/main", "origin/master")
 
@@ -26,9 +26,12 @@ def project_root(start: Path) -> Path:
 def project_name(root: Path) -> str:
     """The ``name`` of the Pulumi project at ``root`` (what the file backend files its stacks under)."""
     try:
-        document = yaml.load((root / "Pulumi.yaml").read_text(encoding="utf-8"), Loader=YAML_LOADER)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        reading = read_yaml(decode_text((root / "Pulumi.yaml").read_bytes()), carried_under=None)
+    except (OSError, ValueError) as error:
         raise MeshkitError(f"{root / 'Pulumi.yaml'}: cannot read the project's name ({error})") from None
+    if reading.problems:
+        raise MeshkitError(f"{root / 'Pulumi.yaml'}: cannot read the project's name ({reading.problems[0].message})")
+    document = reading.document
     if not isinstance(document, dict) or not isinstance(document.get("name"), str):
         raise MeshkitError(f"{root / 'Pulumi.yaml'}: has no project `name`")
     return str(document["name"])
@@ -46,8 +49,28 @@ def resolve_stack(stack_or_path: str, cwd: Path | None = None) -> tuple[str, Pat
     return stack_or_path, path.relative_to(cwd.resolve()) if path.is_relative_to(cwd.resolve()) else path
 
 
-def _git(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False, timeout=60)
+def _run(
+    command: list[str], missing: str, timeout: float, cwd: Path | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    """Run a tool meshkit reads from; a missing tool (``missing`` says which) or directory, or a hang, is a
+    meshkit error. Output stays bytes: a tool's messages need not be UTF-8."""
+    if cwd is not None and not cwd.is_dir():
+        raise MeshkitError(f"{cwd}: no such directory, so {command[0]} cannot run there")
+    try:
+        return subprocess.run(command, cwd=cwd, capture_output=True, check=False, timeout=timeout)
+    except FileNotFoundError:
+        raise MeshkitError(missing) from None
+    except subprocess.TimeoutExpired:
+        raise MeshkitError(f"`{' '.join(command[:3])}` did not answer within {timeout:g} s") from None
+
+
+def _text(data: bytes) -> str:
+    return data.decode("utf-8", errors="replace").strip()
+
+
+def _git(args: list[str], cwd: Path) -> subprocess.CompletedProcess[bytes]:
+    missing = "git is not on PATH: `meshkit plan` finds the revision to compare with through it (or give --base-file)"
+    return _run(["git", *args], missing, 60, cwd)
 
 
 def merge_base(path: Path) -> str:
@@ -56,7 +79,7 @@ def merge_base(path: Path) -> str:
     for branch in MAIN_BRANCHES:
         result = _git(["merge-base", "HEAD", branch], directory)
         if result.returncode == 0:
-            return result.stdout.strip()
+            return _text(result.stdout)
     raise MeshkitError(
         f"{path}: found no main branch ({', '.join(MAIN_BRANCHES)}) to compare with; give --base GIT_REF"
     )
@@ -69,59 +92,77 @@ def text_at_revision(path: Path, ref: str) -> str | None:
     if verify.returncode != 0:
         raise MeshkitError(f"{path}: {ref!r} is not a git revision of this repository")
     shown = _git(["show", f"{ref}:./{path.name}"], directory)
-    return shown.stdout if shown.returncode == 0 else None
+    return stack_text(shown.stdout, f"{path} at {ref[:12]}") if shown.returncode == 0 else None
 
 
 def last_deployed_outputs(stack: str) -> dict[str, Any]:
     """The outputs of the stack's last deployment (``{}`` before the first), read with the Pulumi CLI so
     that the same backend and credentials apply as for ``pulumi up``."""
-    try:
-        result = subprocess.run(
-            ["pulumi", "stack", "output", "--json", "--stack", stack],
-            capture_output=True, text=True, timeout=120, check=False,
-        )  # fmt: skip
-    except FileNotFoundError:
-        raise MeshkitError("the pulumi CLI is not on PATH (run `make bootstrap`, then use .venv/bin)") from None
+    result = _run(
+        ["pulumi", "stack", "output", "--json", "--stack", stack],
+        "the pulumi CLI is not on PATH (run `make bootstrap`, then use .venv/bin)",
+        120,
+    )
     if result.returncode != 0:
         raise MeshkitError(
             f"cannot read what stack {stack!r} last deployed, so the rollout checks cannot run: "
-            f"{result.stderr.strip() or result.stdout.strip()}"
+            f"{_text(result.stderr) or _text(result.stdout)}"
         )
-    outputs: dict[str, Any] = json.loads(result.stdout or "{}")
-    return outputs
+    return _outputs(result.stdout or b"{}", f"outputs of stack {stack!r} (pulumi stack output --json)")
+
+
+def _outputs(data: bytes, source: str) -> dict[str, Any]:
+    def refused(message: str) -> ConfigError:
+        return ConfigError([Finding("(file)", "MK008", message, OUTPUTS_FIX)], source, outcome=OUTPUTS_OUTCOME)
+
+    try:
+        outputs = json.loads(decode_text(data))
+    except RecursionError:
+        raise refused("not stack outputs: JSON nested too deeply") from None
+    except ValueError as err:  # not UTF-8 or UTF-16 text, or not JSON
+        raise refused(f"not stack outputs: {err}") from None
+    return summary_from_outputs(outputs, source)
 
 
 def read_outputs_file(path: Path) -> dict[str, Any]:
-    """Deployed outputs saved with ``pulumi stack output --json > FILE``."""
+    """Deployed outputs saved with ``pulumi stack output --json > FILE``, as a stack summary (MK008 when
+    the file is missing, not JSON, or not of the shape the program exports)."""
     try:
-        outputs = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
-        raise MeshkitError(
-            f"{path}: cannot read stack outputs ({err}); save them with `pulumi stack output --json`"
+        if path.is_dir():
+            raise IsADirectoryError(21, "is a directory")
+        if path.exists() and not path.is_file():
+            raise OSError(0, "not a regular file")
+        data = path.read_bytes()
+    except OSError as err:
+        reason = "file not found" if isinstance(err, FileNotFoundError) else err.strerror or str(err)
+        raise ConfigError(
+            [Finding("(file)", "MK008", f"cannot read stack outputs: {reason}", OUTPUTS_FIX)],
+            str(path),
+            outcome=OUTPUTS_OUTCOME,
         ) from None
-    if not isinstance(outputs, dict):
-        raise MeshkitError(f"{path}: stack outputs must be a JSON object, as `pulumi stack output --json` prints")
-    return outputs
+    return _outputs(data, str(path))
 
 
 def stack_cluster(path: Path) -> list[str]:
     """The kubectl flags that reach the cluster a stack file names (``kubernetes:kubeconfig`` or
     ``kubernetes:context``); empty for a stack that renders manifests instead."""
     try:
-        document = yaml.load(path.read_text(encoding="utf-8"), Loader=YAML_LOADER)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        document = read_yaml(decode_text(path.read_bytes())).document
+    except (OSError, ValueError):
         return []  # the stack checks report an unreadable file; the cluster is then unknown
     config = document.get("config") if isinstance(document, dict) else None
     if not isinstance(config, dict):
         return []
+    # As the provider gets them: keys named as the engine names them, values as text.
+    values = {config_key(k): engine_text(v) for k, v in config.items() if not isinstance(v, dict | list)}
     flags = []
-    if config.get("kubernetes:kubeconfig"):
-        kubeconfig = str(config["kubernetes:kubeconfig"])
+    if values.get("kubernetes:kubeconfig"):
+        kubeconfig = values["kubernetes:kubeconfig"]
         # A path (relative to the project, as the provider reads it) or the kubeconfig's contents.
         if "\n" not in kubeconfig:
             flags += ["--kubeconfig", str(project_root(path.resolve().parent) / kubeconfig)]
-    if config.get("kubernetes:context"):
-        flags += ["--context", str(config["kubernetes:context"])]
+    if values.get("kubernetes:context"):
+        flags += ["--context", values["kubernetes:context"]]
     return flags
 
 
@@ -129,14 +170,21 @@ def live_virtual_services(cluster_flags: list[str], namespaces: list[str]) -> di
     """The VirtualServices in ``namespaces`` as the cluster stores them now, by name, read with kubectl."""
     found: dict[str, dict[str, Any]] = {}
     for namespace in namespaces:
-        try:
-            result = subprocess.run(
-                ["kubectl", *cluster_flags, "get", "virtualservices.networking.istio.io", "-n", namespace,
-                 "-o", "json"], capture_output=True, text=True, timeout=60, check=False,
-            )  # fmt: skip
-        except FileNotFoundError:
-            raise MeshkitError("kubectl is not on PATH: it reads the cluster's VirtualServices for drift") from None
+        command = [
+            "kubectl",
+            *cluster_flags,
+            "get",
+            "virtualservices.networking.istio.io",
+            "-n",
+            namespace,
+            "-o",
+            "json",
+        ]
+        result = _run(command, "kubectl is not on PATH: it reads the cluster's VirtualServices for drift", 60)
         if result.returncode != 0:
-            raise MeshkitError(f"cannot read VirtualServices in namespace {namespace}: {result.stderr.strip()}")
-        found.update({item["metadata"]["name"]: item for item in json.loads(result.stdout)["items"]})
+            raise MeshkitError(f"cannot read VirtualServices in namespace {namespace}: {_text(result.stderr)}")
+        try:
+            found.update({item["metadata"]["name"]: item for item in json.loads(result.stdout)["items"]})
+        except (ValueError, KeyError, TypeError) as err:
+            raise MeshkitError(f"kubectl printed no VirtualService list for namespace {namespace} ({err!r})") from None
     return found

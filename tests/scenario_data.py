@@ -6,9 +6,7 @@ import copy
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from meshkit.config import meshkit_keys
+from meshkit.config import stack_file_keys
 from meshkit.models import StackConfig
 
 TESTS = Path(__file__).parent
@@ -20,9 +18,10 @@ B_STEPS = [s for s in SCENARIO_STEPS if s.startswith("B")]
 
 
 def scenario_raw(step: str) -> dict[str, Any]:
-    """The ``meshkit:`` keys of a scenario step, prefix stripped, as plain data."""
-    document = yaml.safe_load((SCENARIOS / f"{step}.yaml").read_text())
-    return meshkit_keys(document["config"])
+    """The ``meshkit:`` keys of a scenario step, prefix stripped, as plain data (read as the engine reads
+    the stack file)."""
+    path = SCENARIOS / f"{step}.yaml"
+    return stack_file_keys(path.read_text(encoding="utf-8"), str(path))
 
 
 def scenario(step: str) -> StackConfig:

@@ -72,6 +72,15 @@ def _fail(error: MeshkitError) -> typer.Exit:
     return typer.Exit(REFUSED)
 
 
+def _read_or_refuse(read: Callable[[], Any], outcome: str) -> Any:
+    """``read()`` a stack file; its problems (MK004: missing, unreadable) end with what this command did
+    instead of the engine's "nothing was deployed"."""
+    try:
+        return read()
+    except ConfigError as error:
+        raise ConfigError(error.findings, error.source, outcome=outcome) from None
+
+
 def _run(action: Callable[[], int | None]) -> None:
     """Run a command body; meshkit's own errors become a message on stderr and exit code 1."""
     try:
@@ -85,6 +94,33 @@ def _run(action: Callable[[], int | None]) -> None:
 # --- check -------------------------------------------------------------------------------------------
 
 
+def _check_base(path: Path, name: str, deployed: Path | None, use_base: bool) -> tuple[dict[str, Any], Any]:
+    """What ``check`` runs the rollout checks against, described for the report, and its summary (None:
+    no rollout checks). Saved outputs first; else the merge base with main, as ``plan`` finds it; outside
+    git or without a main branch, nothing (not an error: a stack file need not live in a repository)."""
+    if deployed is not None:
+        # A bad outputs file is no finding about the stack: its error goes to stderr (MK008).
+        label, summary = _base_summary(path, None, deployed, name)
+        return {"kind": "deployed", "ref": str(deployed), "label": f"rollout checks against {label}"}, summary
+    if not use_base:
+        return {"kind": "none", "ref": None, "label": "no rollout checks (--no-base)"}, None
+    try:
+        ref = merge_base(path)
+    except MeshkitError:
+        label = "no rollout checks: no git merge base with a main branch found (give --deployed OUTPUTS.json)"
+        return {"kind": "none", "ref": None, "label": label}, None
+    try:
+        label, summary = _base_summary(path, ref, None, name)
+    except ConfigError:
+        label = f"no rollout checks: the stack file at the merge base {ref[:12]} does not pass its checks"
+        return {"kind": "none", "ref": ref, "label": label}, None
+    return {
+        "kind": "merge-base",
+        "ref": ref,
+        "label": f"rollout checks against the merge base with main, {label}",
+    }, summary
+
+
 @app.command()
 def check(
     stack: StackArg,
@@ -94,13 +130,18 @@ def check(
         Path | None,
         typer.Option(help="Stack outputs (`pulumi stack output --json > FILE`) to run the rollout checks against."),
     ] = None,
+    no_base: Annotated[
+        bool,
+        typer.Option(
+            "--no-base", help="Skip the rollout checks against the merge base with main (run by default in git)."
+        ),
+    ] = False,
 ) -> None:
     """Run every check `pulumi preview` runs, offline: exit 0 if deployable, 1 if refused."""
     name, path = resolve_stack(stack)
 
     def body() -> int:
-        # A bad outputs file is no finding about the stack: its error goes to stderr (MK008).
-        previous = read_outputs_file(deployed) if deployed is not None else None
+        base, previous = _check_base(path, name, deployed, not no_base)
         try:
             config, findings = analyze_stack(read_stack_file_keys(path), str(path))
             if previous is not None:
@@ -113,6 +154,7 @@ def check(
             report = {
                 "stack": name,
                 "file": str(path),
+                "base": base,
                 "errors": errors,
                 "warnings": warnings,
                 "findings": [
@@ -125,6 +167,7 @@ def check(
         else:
             for finding in sorted(findings):
                 out.print(str(finding), markup=False)
+            out.print(f"{path}: {base['label']}", markup=False)
             out.print(f"{path}: {errors} error(s), {warnings} warning(s)", markup=False)
         return REFUSED if errors or (strict and warnings) else 0
 
@@ -214,7 +257,8 @@ def plan(
     name, path = resolve_stack(stack)
 
     def body() -> int:
-        keys = read_stack_file_keys(path)  # the stack file first: a missing one is MK004, whatever the base
+        # The stack file first: a missing one is MK004, whatever the base.
+        keys = _read_or_refuse(lambda: read_stack_file_keys(path), "nothing was planned")
         base_label, before = _base_summary(path, base, base_file, name)
         config, warnings = analyze_stack(keys, str(path))
         after = stack_summary(config)
@@ -255,19 +299,30 @@ def step(
     promote: Annotated[bool, typer.Option(help="Move the newest version to its next traffic.steps value.")] = False,
     take_over: Annotated[str | None, typer.Option(help="Send all traffic to this version.")] = None,
     retire: Annotated[str | None, typer.Option(help="Remove this version (it must take no traffic).")] = None,
+    add: Annotated[str | None, typer.Option(help="Add this version (a canary): needs --image.")] = None,
+    image: Annotated[str | None, typer.Option(help="With --add: the new version's image, e.g. nginx:1.15.")] = None,
+    replicas: Annotated[int | None, typer.Option(help="With --add: the new version's replicas.", min=1)] = None,
+    weight: Annotated[int, typer.Option(help="With --add: the new version's first traffic share.")] = 0,
 ) -> None:
     """Edit the stack file for the next rollout step, keeping its comments and layout; refuse unsafe steps."""
-    modes = [bool(weights), promote, take_over is not None, retire is not None]
+    modes = [bool(weights), promote, take_over is not None, retire is not None, add is not None]
     if sum(modes) != 1:
-        raise typer.BadParameter("give exactly one of VERSION=WEIGHT..., --promote, --take-over, --retire")
+        raise typer.BadParameter("give exactly one of VERSION=WEIGHT..., --promote, --take-over, --retire, --add")
+    if add is None and (image is not None or replicas is not None or weight):
+        raise typer.BadParameter("--image, --replicas and --weight go with --add")
+    if add is not None and image is None:
+        raise typer.BadParameter("--add needs the new version's --image")
     assignments = dict(_parse_assignment(a) for a in weights or [])
     _, path = resolve_stack(stack)
 
     def body() -> int:
-        text = read_stack_text(path)
+        text = _read_or_refuse(lambda: read_stack_text(path), "the step was not written")
         source = str(path)
         if retire is not None:
             result = edit.retire_version(text, source, service, retire)
+        elif add is not None:
+            spec: dict[str, Any] = {"image": image} | ({"replicas": replicas} if replicas is not None else {})
+            result = edit.add_version(text, source, service, add, spec, weight)
         else:
 
             def compute(svc: ServiceSpec) -> dict[str, int]:
@@ -279,9 +334,12 @@ def step(
 
             result = edit.step_weights(text, source, service, compute)
         changes = plan_changes(result.before, result.after)
+        if not changes:  # the file is left as it is, byte for byte
+            out.print(f"{path}: no change, nothing written", markup=False)
+            return 0
         _write(path, result.text.encode("utf-8"))
         out.print(f"{path}: step written; review it with `meshkit plan`, then `pulumi up`", markup=False)
-        out.print(_changes_table(changes) if changes else "  no change", markup=False)
+        out.print(_changes_table(changes), markup=False)
         return 0
 
     _run(body)

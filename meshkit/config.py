@@ -118,7 +118,9 @@ def read_stack_text(path: Path) -> str:
             raise refused("is not a regular file", "give the path of a stack file")
         data = path.read_bytes()
     except FileNotFoundError:
-        raise refused("stack file not found", f"create {path} or check the stack name") from None
+        raise refused(
+            "stack file not found: the file does not exist", f"create {path} or check the stack name"
+        ) from None
     except OSError as err:
         raise refused(f"cannot be read: {err.strerror or err}", "check the path and its permissions") from None
     return stack_text(data, str(path))

@@ -44,12 +44,17 @@ def assign_weights(svc: ServiceSpec, service: str, assignments: Mapping[str, int
     """Set some versions' weights; the remainder goes to the one other version that had traffic (or the
     one other version there is), so ``v2=80`` on a v1/v2 split means v1 gets 20."""
     _check_versions(svc, service, list(assignments))
+    return _assign(svc.default_weights(), service, assignments)
+
+
+def _assign(current: Mapping[str, int], service: str, assignments: Mapping[str, int]) -> dict[str, int]:
+    """:func:`assign_weights` from the current weights of every version (0 for one without traffic)."""
     bad = {v: w for v, w in assignments.items() if not 0 <= w <= 100}
     if bad:
         raise StepError(f"weights must be between 0 and 100, got {bad}")
-    weights = {**svc.default_weights(), **assignments}
+    weights = {**current, **assignments}
     if sum(weights.values()) != 100:
-        others = [v for v in svc.versions if v not in assignments]
+        others = [v for v in current if v not in assignments]
         live = [v for v in others if weights[v] > 0]
         taker = live[0] if len(live) == 1 else others[0] if len(others) == 1 else None
         remainder = 100 - sum(w for v, w in weights.items() if v != taker)
@@ -57,8 +62,7 @@ def assign_weights(svc: ServiceSpec, service: str, assignments: Mapping[str, int
             shown = ", ".join(f"{v}={w}" for v, w in weights.items())
             raise StepError(
                 f"the weights of {service!r} would be {shown}, which does not sum to 100; "
-                "give the weight of each version with traffic, e.g. "
-                + " ".join(f"{v}={w}" for v, w in svc.default_weights().items())
+                "give the weight of each version with traffic, e.g. " + " ".join(f"{v}={w}" for v, w in current.items())
             )
         weights[taker] = remainder
     return weights
@@ -139,6 +143,13 @@ def write_weights(services: CommentedMap, service: str, weights: Mapping[str, in
             current[version] = weight
 
 
+def insert_version(services: CommentedMap, service: str, version: str, spec: Mapping[str, Any]) -> None:
+    """Add ``version`` last under the service's versions (the newest version is the one declared last)."""
+    node = _mapping(services.get(service), f"services.{service}")
+    versions = _mapping(node.get("versions"), f"services.{service}.versions")
+    versions[version] = CommentedMap(spec)
+
+
 def drop_version(services: CommentedMap, service: str, version: str) -> None:
     node = _mapping(services.get(service), f"services.{service}")
     versions = _mapping(node.get("versions"), f"services.{service}.versions")
@@ -174,7 +185,10 @@ class Step:
 def _checked(before: StackConfig, new_text: str, source: str) -> Step:
     """The step to ``new_text`` if it passes every check ``pulumi up`` runs, with the current file
     standing in for the deployed state; so a step the engine would refuse is never written."""
-    after = parse_stack_file_text(new_text, source, declaration_order=True)
+    try:
+        after = parse_stack_file_text(new_text, source, declaration_order=True)
+    except ConfigError as error:  # e.g. an invalid or unpinned image of a version added
+        raise ConfigError(error.findings, source, outcome="the step was not written") from None
     deployed = stack_summary(before)
     refused = errors_only(check_rollout(after, deployed))
     if refused:
@@ -201,3 +215,24 @@ def retire_version(text: str, source: str, service: str, version: str) -> Step:
             "(--take-over another version, or set its weight to 0), deploy that step, then retire it"
         )
     return _checked(before, edit_services(text, lambda services: drop_version(services, service, version)), source)
+
+
+def add_version(text: str, source: str, service: str, version: str, spec: Mapping[str, Any], weight: int = 0) -> Step:
+    """The stack file's text with ``version`` (``spec``: image, replicas) added last to the service with
+    its first traffic share ``weight``, the remainder going as for ``v2=30`` (a lone version without
+    written weights gets them written); one edit, checked as every step is (image, pinning in production,
+    maxStep)."""
+    before, svc = _service(text, source, service)
+    if version in svc.versions:
+        raise StepError(
+            f"service {service!r} already has a version {version!r}; give the new version another name, "
+            f"or step the existing one with `{version}=WEIGHT`"
+        )
+    current = {**svc.default_weights(), version: 0}
+    weights = _assign(current, service, {version: weight})
+
+    def change(services: CommentedMap) -> None:
+        insert_version(services, service, version, spec)
+        write_weights(services, service, weights)
+
+    return _checked(before, edit_services(text, change), source)

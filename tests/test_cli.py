@@ -100,6 +100,59 @@ def test_check_of_a_missing_stack_names_the_file(repo: Path) -> None:
     assert "stacks/Pulumi.staging.yaml" in result.output and "MK004" in result.output
 
 
+def _commit_on_main(repo: Path, step: str) -> None:
+    """Make a scenario step the stack file of prod on main, the rollout branch following it."""
+    _use_step(repo, "prod", step)
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-q", "-am", step)
+    _git(repo, "checkout", "-q", "main")
+    _git(repo, "merge", "-q", "--ff-only", "rollout")
+    _git(repo, "checkout", "-q", "rollout")
+
+
+def test_check_compares_with_the_merge_base_by_default(repo: Path) -> None:
+    _commit_on_main(repo, "A4")  # main sends v1 20%
+    _use_step(repo, "prod", "A6")  # and the branch removes v1
+    merge_base = _git(repo, "merge-base", "HEAD", "main").strip()
+    result = meshkit("check", "prod")
+    assert result.exit_code == 1, result.output
+    assert "error MK501 services.nginx.versions" in result.output
+    assert f"rollout checks against the merge base with main, {merge_base[:12]}" in result.output
+    report = json.loads(meshkit("check", "prod", "--json").output)
+    assert report["base"]["kind"] == "merge-base" and report["base"]["ref"] == merge_base
+    assert [f["code"] for f in report["findings"]] == ["MK501"]
+    off = meshkit("check", "prod", "--no-base")
+    assert off.exit_code == 0 and "no rollout checks (--no-base)" in off.output, off.output
+
+
+def test_check_deployed_outputs_take_precedence_over_the_merge_base(repo: Path, tmp_path: Path) -> None:
+    _commit_on_main(repo, "A4")
+    _use_step(repo, "prod", "A6")
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(json.dumps(stack_summary(scenario("A5"))))  # deployed: v1 already at 0
+    result = meshkit("check", "prod", "--deployed", str(outputs), "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["base"]["kind"] == "deployed" and report["findings"] == []
+
+
+def test_check_outside_git_says_no_base_was_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # no repository here
+    shutil.copy(SCENARIOS / "A6.yaml", tmp_path / "Pulumi.prod.yaml")
+    result = meshkit("check", str(tmp_path / "Pulumi.prod.yaml"))
+    assert result.exit_code == 0, result.output
+    assert "no rollout checks: no git merge base with a main branch found" in result.output
+    assert result.output.strip().endswith("0 error(s), 0 warning(s)")
+    assert json.loads(meshkit("check", str(tmp_path / "Pulumi.prod.yaml"), "--json").output)["base"]["kind"] == "none"
+
+
+def test_check_in_git_without_a_main_branch_is_no_error(repo: Path) -> None:
+    _git(repo, "branch", "-q", "-m", "main", "trunk")
+    _use_step(repo, "prod", "A6")
+    result = meshkit("check", "prod")
+    assert result.exit_code == 0, result.output
+    assert "no git merge base with a main branch found" in result.output
+
+
 # --- plan --------------------------------------------------------------------------------------------
 
 
@@ -143,6 +196,13 @@ def test_plan_with_an_unknown_base_is_an_error(repo: Path) -> None:
     result = meshkit("plan", "prod", "--base", "no-such-branch")
     assert result.exit_code == 1
     assert "'no-such-branch' is not a git revision" in result.output
+
+
+def test_plan_of_a_missing_stack_file_says_it_does_not_exist(repo: Path) -> None:
+    result = meshkit("plan", "staging")
+    assert result.exit_code == 1
+    assert "stacks/Pulumi.staging.yaml" in result.output and "the file does not exist" in result.output
+    assert "nothing was deployed" not in result.output
 
 
 # --- step --------------------------------------------------------------------------------------------
@@ -231,9 +291,87 @@ def test_step_refusals_name_the_problem(repo: Path, args: list[str], message: st
     assert (repo / "stacks" / "Pulumi.prod.yaml").read_text() == before
 
 
-@pytest.mark.parametrize("args", [["nginx"], ["nginx", "v2=10", "--promote"], ["nginx", "v2"]])
+@pytest.mark.parametrize("args", [
+    ["nginx"], ["nginx", "v2=10", "--promote"], ["nginx", "v2"], ["nginx", "--add", "v3"],
+    ["nginx", "--image", "nginx:1.16"], ["nginx", "v2=10", "--weight", "10"], ["nginx", "--add", "v3", "v2=10"],
+])  # fmt: skip
 def test_step_usage_errors_exit_2(repo: Path, args: list[str]) -> None:
     assert meshkit("step", "prod", *args).exit_code == 2
+
+
+def test_step_with_no_change_writes_nothing(repo: Path) -> None:
+    stack_file = repo / "stacks" / "Pulumi.prod.yaml"
+    os.utime(stack_file, ns=(1_000_000_000, 1_000_000_000))
+    before = stack_file.read_bytes()
+    result = meshkit("step", "prod", "nginx", "v2=30")  # v2 takes 30% already
+    assert result.exit_code == 0, result.output
+    assert "no change, nothing written" in result.output and "step written" not in result.output
+    assert stack_file.read_bytes() == before and stack_file.stat().st_mtime_ns == 1_000_000_000
+
+
+def _canary_repo(repo: Path, stack: str = "prod") -> Path:
+    """Scenario A2 (nginx v1 only) on main and on the branch."""
+    _commit_on_main(repo, "A2")
+    return repo / "stacks" / f"Pulumi.{stack}.yaml"
+
+
+def test_step_add_writes_the_canary_and_its_weight_in_one_edit(repo: Path) -> None:
+    stack_file = _canary_repo(repo)
+    before = stack_file.read_text()
+    result = meshkit("step", "prod", "nginx", "--add", "v2", "--image", "nginx:1.15", "--replicas", "1",
+                     "--weight", "30")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    after = stack_file.read_text()
+    added = "        v2:\n          image: nginx:1.15\n          replicas: 1\n"
+    assert after.replace(added, "").replace("          v1: 70\n          v2: 30\n", "          v1: 100\n") == before
+    nginx = yaml.safe_load(after)["config"]["meshkit:services"]["nginx"]
+    assert list(nginx["versions"]) == ["v1", "v2"] and nginx["traffic"]["weights"] == {"v1": 70, "v2": 30}
+    assert meshkit("check", "prod").exit_code == 0
+    # step and plan show the new version the same way.
+    plan = meshkit("plan", "prod")
+    rows = [line for line in result.output.splitlines() if line.startswith("nginx")]
+    assert rows == [line for line in plan.output.splitlines() if line.startswith("nginx")]
+    assert [r.split()[:3] for r in rows] == [["nginx", "weight", "v1"], ["nginx", "weight", "v2"],
+                                             ["nginx", "version", "v2"]]  # fmt: skip
+    assert "nginx:1.15 ×1" in rows[2]
+
+
+def test_step_add_without_a_weight_adds_the_version_at_0(repo: Path) -> None:
+    stack_file = _canary_repo(repo)
+    assert meshkit("step", "prod", "nginx", "--add", "v2", "--image", "nginx:1.15").exit_code == 0
+    nginx = yaml.safe_load(stack_file.read_text())["config"]["meshkit:services"]["nginx"]
+    assert nginx["versions"]["v2"] == {"image": "nginx:1.15"} and nginx["traffic"]["weights"] == {"v1": 100}
+    promoted = meshkit("step", "prod", "nginx", "v2=10")
+    assert promoted.exit_code == 0, promoted.output
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--add", "v1", "--image", "nginx:1.15"], "already has a version 'v1'"),
+    (["--add", "v2", "--image", "nginx"], "MK604 services.nginx.versions.v2.image"),
+    (["--add", "v2", "--image", "nginx:latest"], "MK604 services.nginx.versions.v2.image"),
+    (["--add", "v2", "--image", "Nginx:1.15"], "MK311 services.nginx.versions.v2.image"),
+    (["--add", "v2", "--image", "nginx:1.15", "--weight", "30"], "MK502 services.nginx.traffic.weights.v2"),
+    (["--add", "v2", "--image", "nginx:1.15", "--weight", "130"], "between 0 and 100"),
+])  # fmt: skip
+def test_step_add_refusals_write_nothing(repo: Path, args: list[str], message: str) -> None:
+    stack_file = _canary_repo(repo)
+    if "MK502" in message:
+        stack_file.write_text(
+            stack_file.read_text().replace(
+                "meshkit:production: true", "meshkit:production: true\n  meshkit:maxStep: 20"
+            )
+        )
+    before = stack_file.read_bytes()
+    result = meshkit("step", "prod", "nginx", *args)
+    assert result.exit_code == 1 and message in result.output, result.output
+    assert stack_file.read_bytes() == before
+
+
+def test_step_add_of_an_unpinned_image_outside_production_is_a_warning(repo: Path) -> None:
+    stack_file = _canary_repo(repo)
+    stack_file.write_text(stack_file.read_text().replace("meshkit:production: true", "meshkit:production: false"))
+    assert meshkit("step", "prod", "nginx", "--add", "v2", "--image", "nginx", "--weight", "10").exit_code == 0
+    assert "image: nginx\n" in stack_file.read_text()
 
 
 # --- render and graph --------------------------------------------------------------------------------

@@ -17,8 +17,12 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Callable
 from concurrent import futures
 from importlib import metadata
 from pathlib import Path
@@ -68,6 +72,7 @@ def _resource_plugins() -> list[plugin_pb2.PackageDependency]:
 
 class PythonLanguageHost(language_pb2_grpc.LanguageRuntimeServicer):
     def __init__(self, options: dict[str, str], engine_address: str) -> None:
+        self.programs: set[subprocess.Popen[bytes]] = set()
         self.options = options
         self.engine_address = engine_address
         self.root = Path(options.get("root", ".")).resolve()
@@ -139,7 +144,12 @@ class PythonLanguageHost(language_pb2_grpc.LanguageRuntimeServicer):
             "--root_directory", str(root),
             program, *request.args,
         ]  # fmt: skip
-        code = subprocess.run(command, env=env, cwd=program_dir, check=False).returncode
+        program_process = subprocess.Popen(command, env=env, cwd=program_dir)
+        self.programs.add(program_process)
+        try:
+            code = program_process.wait()
+        finally:
+            self.programs.discard(program_process)
         if code == 0:
             return language_pb2.RunResponse()
         if code == EXIT_AFTER_USER_MESSAGE:
@@ -153,13 +163,38 @@ def main() -> None:
         futures.ThreadPoolExecutor(max_workers=8),
         options=[("grpc.max_receive_message_length", 400 * 1024 * 1024)],
     )
-    language_pb2_grpc.add_LanguageRuntimeServicer_to_server(PythonLanguageHost(options, engine_address), server)
+    host = PythonLanguageHost(options, engine_address)
+    language_pb2_grpc.add_LanguageRuntimeServicer_to_server(host, server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     print(port, flush=True)
     # The engine stops its plugins with SIGINT once it is done with them: a normal, quiet exit.
     signal.signal(signal.SIGINT, lambda *_: server.stop(grace=None))
+
+    def engine_gone() -> None:
+        for program in list(host.programs):
+            program.kill()
+        server.stop(grace=None)
+
+    threading.Thread(target=watch_engine, args=(engine_address, engine_gone), daemon=True).start()
     server.wait_for_termination()
+
+
+def watch_engine(address: str, on_gone: Callable[[], None], interval: float = 2, misses: int = 3) -> None:
+    """Call ``on_gone`` once the engine stops answering at ``address``: a `pulumi up` killed with SIGKILL
+    cannot stop its plugins, and a language host (with the program it runs, waiting on the dead engine)
+    would otherwise live on. Plugins built with Pulumi's Go SDK check their engine too (rpcutil.Healthcheck),
+    every five minutes."""
+    host, _, port = address.rpartition(":")
+    missed = 0
+    while missed < misses:
+        time.sleep(interval)
+        try:
+            with socket.create_connection((host, int(port)), timeout=interval):
+                missed = 0
+        except OSError:
+            missed += 1
+    on_gone()
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ ready, an object the API server refuses, an `up` killed mid-step, two `up`s at o
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -138,6 +139,23 @@ def _pulumi_in_background(stack: LiveStack, *args: str) -> subprocess.Popen[str]
     )  # fmt: skip
 
 
+PROGRAM_PROCESSES = ("language_host.py", "pulumi-language-python-exec")
+
+
+def _processes_in(directory: Path, commands: tuple[str, ...] = ("",)) -> list[int]:
+    """PIDs of live processes working in ``directory`` whose command line contains one of ``commands``."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cwd = (proc / "cwd").resolve()
+            command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, ValueError):
+            continue
+        if proc.name.isdigit() and cwd.is_relative_to(directory) and command and any(c in command for c in commands):
+            found.append(int(proc.name))
+    return found
+
+
 def _wait_for(what: str, condition: Any, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -155,6 +173,13 @@ def test_up_killed_mid_step_is_completed_by_the_next_up(cluster: LocalCluster, k
     _wait_for("the first Deployment", lambda: kube.items(*DEPLOYMENT, namespace))
     os.killpg(up.pid, signal.SIGKILL)
     up.communicate()
+    # The engine's plugins run in process groups of their own: the language host must notice the engine is
+    # gone and stop, with the program it runs. (Whatever else is left, e.g. the provider, which checks its
+    # engine every five minutes, is cleaned up here so that it does not outlive the test.)
+    _wait_for("the language host and program to exit", lambda: not _processes_in(tmp_path, PROGRAM_PROCESSES), 30)
+    for pid in _processes_in(tmp_path):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
     assert stack.config is not None
     assert unavailable_deployments(kube, stack.config) or stored_against_render(kube, stack.config), (
         "the kill came too late to interrupt anything"

@@ -18,7 +18,7 @@ python=${PYTHON:-python3.11}
 command -v "$python" >/dev/null || python=python3
 venv="$root/.venv"
 
-# 1. Python packages, pinned by pyproject.toml and constraints.txt.
+# 1. Python packages: the ranges of pyproject.toml, at the exact versions of constraints.txt.
 stamp="$venv/.meshkit-installed"
 want=$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)
 if [[ ! -x "$venv/bin/python" ]]; then

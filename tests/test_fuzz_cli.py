@@ -89,14 +89,17 @@ def _parent(document: Any, path: tuple[Any, ...]) -> Any:
     return document
 
 
+STRUCTURAL_EDITS = ["replace", "replace", "delete", "add", "rename", "copy"]
+
+
 @st.composite
-def mutated_documents(draw: st.DrawFn) -> Any:
-    """A seed document with a few structural changes."""
-    document: Any = {"root": copy.deepcopy(draw(st.sampled_from(SEED_DOCUMENTS)))}
-    for _ in range(draw(st.integers(1, 4))):
+def mutated_documents(draw: st.DrawFn, seeds: list[Any], operations: list[str], changes: st.SearchStrategy[int]) -> Any:
+    """A seed document with a few structural changes, each one of ``operations``."""
+    document: Any = {"root": copy.deepcopy(draw(st.sampled_from(seeds)))}
+    for _ in range(draw(changes)):
         path = _pick(draw, document)
         parent, last = _parent(document, path), path[-1]
-        operation = draw(st.sampled_from(["replace", "replace", "delete", "add", "rename", "copy"]))
+        operation = draw(st.sampled_from(operations))
         if operation == "replace":
             parent[last] = draw(values)
         elif operation == "delete":
@@ -159,25 +162,18 @@ def _json(value: Any) -> bytes:
         return b"{"
 
 
-@st.composite
-def mutated_outputs(draw: st.DrawFn) -> bytes:
-    """Saved stack outputs with a few values replaced or dropped."""
-    document: Any = {"root": copy.deepcopy(draw(st.sampled_from(SEED_OUTPUTS)))}
-    for _ in range(draw(st.integers(0, 3))):
-        path = _pick(draw, document)
-        parent, last = _parent(document, path), path[-1]
-        if draw(st.booleans()):
-            parent[last] = draw(values)
-        else:
-            del parent[last]
-        if "root" not in document:
-            document["root"] = None
-    return _json(document["root"])
-
-
 # A third unchanged, so that the outputs file is read (a refused stack file stops a command before).
-stack_files = st.sampled_from(SEED_BYTES) | mutated_documents().map(_dump) | mutated_bytes()
-outputs_files = mutated_outputs() | values.map(_json) | st.binary(max_size=16)
+stack_files = (
+    st.sampled_from(SEED_BYTES)
+    | mutated_documents(SEED_DOCUMENTS, STRUCTURAL_EDITS, st.integers(1, 4)).map(_dump)
+    | mutated_bytes()
+)
+# Saved stack outputs with a few values replaced or dropped.
+outputs_files = (
+    mutated_documents(SEED_OUTPUTS, ["replace", "delete"], st.integers(0, 3)).map(_json)
+    | values.map(_json)
+    | st.binary(max_size=16)
+)
 
 
 SERVICES = ["nginx", "reviews", "ratings", "sleep", "nope"]

@@ -6,6 +6,8 @@ import copy
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from meshkit.config import stack_file_keys
 from meshkit.models import StackConfig
 
@@ -22,6 +24,11 @@ def scenario_raw(step: str) -> dict[str, Any]:
     the stack file)."""
     path = SCENARIOS / f"{step}.yaml"
     return stack_file_keys(path.read_text(encoding="utf-8"), str(path))
+
+
+def stack_file_text(raw: dict[str, Any]) -> str:
+    """A stack file's text for ``meshkit:`` keys given as plain data (prefix stripped)."""
+    return yaml.safe_dump({"config": {f"meshkit:{key}": value for key, value in raw.items()}}, sort_keys=False)
 
 
 def scenario(step: str) -> StackConfig:

@@ -18,7 +18,7 @@ from meshkit.cli import app
 from meshkit.program import main
 
 from .pulumi_mocks import pulumi_mocks
-from .scenario_data import TESTS, scenario_raw
+from .scenario_data import TESTS, scenario_raw, stack_file_text
 
 CASES: list[dict[str, Any]] = yaml.safe_load((TESTS / "bad_configs.yaml").read_text())
 
@@ -45,7 +45,7 @@ def _stack_file_text(case: dict[str, Any]) -> str:
     if "text" in case:
         return str(case["text"])
     raw = _apply(scenario_raw(case.get("base", "A3")), case)
-    return yaml.safe_dump({"config": {f"meshkit:{key}": value for key, value in raw.items()}}, sort_keys=False)
+    return stack_file_text(raw)
 
 
 def test_the_corpus_covers_at_least_40_cases_and_every_code_group() -> None:

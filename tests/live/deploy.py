@@ -8,14 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from meshkit.config import parse_stack_file_text
 from meshkit.models import StackConfig
 from meshkit.render import render_stack
 from toolchain.cluster import LocalCluster, stack_file_for_cluster
 
 from ..e2e.engine import VENV_BIN, PulumiProject, new_project
-from ..scenario_data import SCENARIOS, scenario_raw
+from ..scenario_data import SCENARIOS, scenario_raw, stack_file_text
 from .kube import MANAGED, Kube, object_path
 
 ISTIO_GROUPS = ("networking.istio.io/", "security.istio.io/")
@@ -26,11 +25,6 @@ DEPLOYMENT, DESTINATION_RULE, VIRTUAL_SERVICE = (
     ("networking.istio.io/v1", "DestinationRule"),
     ("networking.istio.io/v1", "VirtualService"),
 )
-
-
-def stack_text(raw: dict[str, Any]) -> str:
-    """A stack file's text for ``meshkit:`` keys given as plain data."""
-    return yaml.safe_dump({"config": {f"meshkit:{key}": value for key, value in raw.items()}}, sort_keys=False)
 
 
 def in_namespace(raw: dict[str, Any], namespace: str) -> dict[str, Any]:
@@ -52,7 +46,7 @@ class LiveStack:
     config: StackConfig | None = None
 
     def use(self, raw: dict[str, Any]) -> None:
-        self.use_text(stack_text(raw))
+        self.use_text(stack_file_text(raw))
 
     def use_step(self, step: str) -> None:
         self.use_text((SCENARIOS / f"{step}.yaml").read_text())
@@ -60,10 +54,8 @@ class LiveStack:
     def use_text(self, text: str) -> None:
         """The stack file a user would write: the reviewed meshkit keys plus `kubernetes:kubeconfig`."""
         self.project.use_stack_text(stack_file_for_cluster(text, self.cluster.kubeconfig, "test stack"))
-        document = yaml.safe_load(text)
-        self.config = StackConfig.model_validate(
-            {k.removeprefix("meshkit:"): v for k, v in document["config"].items() if k.startswith("meshkit:")}
-        )
+        # Read as the program reads it, so that what landed is compared with what the engine was given.
+        self.config = parse_stack_file_text(text, "test stack")
 
     def up(self, check: bool = True) -> Any:
         """`pulumi up` as `make up` runs it: a refresh first, so that hand edits are seen (and undone) and the

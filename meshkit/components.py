@@ -8,12 +8,19 @@ with ``parent=self``, and expresses the ordering that keeps traffic safe as ``de
 * a version that leaves is first dropped from the routes (its weight must already be 0, see
   :mod:`meshkit.analysis`); its Deployment is deleted by the engine only after the updates of the step,
   Pulumi's order for deletions of resources that left the program.
+
+For programs that import them, the components behave as Pulumi users expect: each exposes the names of its
+objects as ``Output``s (depending on the object, so a resource that uses one is created after it); the
+caller's ``provider``, ``protect`` and ``transforms`` reach every child through ``parent``; and a component
+type that is ever renamed keeps its old name in ``former_types``, which the engine reads as aliases, so an
+upgrade of meshkit never deletes and recreates a live route (tests/e2e/test_component_aliases.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -54,12 +61,33 @@ def _child_opts(
     )
 
 
-class InjectedNamespace(pulumi.ComponentResource):
+def _name_of(resource: pulumi.Resource, name: str) -> pulumi.Output[str]:
+    """An object's name as an Output that depends on the object: known at preview (meshkit sets every name),
+    and whoever uses it waits for the object to exist."""
+    return resource.urn.apply(lambda _: name)
+
+
+class MeshkitComponent(pulumi.ComponentResource):
+    """What every meshkit component shares: its Pulumi type, and the types it was registered under by earlier
+    meshkit releases. Renaming a component means moving its old type into ``former_types``; the engine then
+    matches the existing resource and its children instead of deleting and recreating them."""
+
+    pulumi_type: ClassVar[str]
+    former_types: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, name: str, opts: pulumi.ResourceOptions | None) -> None:
+        aliases = pulumi.ResourceOptions(aliases=[pulumi.Alias(type_=former) for former in self.former_types])
+        super().__init__(self.pulumi_type, name, None, pulumi.ResourceOptions.merge(opts, aliases))
+
+
+class InjectedNamespace(MeshkitComponent):
     """A Namespace whose pods join the mesh: exactly one data-plane label (sidecar, revision or ambient),
     and its mutual-TLS mode (a PeerAuthentication, STRICT unless the spec says PERMISSIVE)."""
 
+    pulumi_type = f"{TYPE_PREFIX}:InjectedNamespace"
+
     def __init__(self, name: str, args: NamespaceSpec, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__(f"{TYPE_PREFIX}:InjectedNamespace", name, None, opts)
+        super().__init__(name, opts)
         manifest = namespace_manifest(name, args)
         self.namespace = k8s.core.v1.Namespace(
             f"{name}-namespace", metadata=manifest["metadata"], opts=_child_opts(self)
@@ -67,7 +95,7 @@ class InjectedNamespace(pulumi.ComponentResource):
         self.peer_authentication = _custom_resource(
             f"{name}-peerauthentication", peer_authentication_manifest(name, args), _child_opts(self, [self.namespace])
         )
-        self.namespace_name: pulumi.Output[str] = self.namespace.metadata.name
+        self.namespace_name: pulumi.Output[str] = _name_of(self.namespace, name)
         # Plain values known from the manifests: cheaper for the engine than awaiting the children's outputs.
         self.register_outputs({"namespaceName": name, "mtls": args.mtls})
 
@@ -79,12 +107,14 @@ class DenyByDefaultArgs:
     """The namespace's ALLOW policies: they take effect before the namespace-wide deny does."""
 
 
-class DenyByDefault(pulumi.ComponentResource):
+class DenyByDefault(MeshkitComponent):
     """Istio's allow-nothing policy for a namespace, applied only after every allow-list in it exists, so
     that switching it on never cuts off a caller that a service allows."""
 
+    pulumi_type = f"{TYPE_PREFIX}:DenyByDefault"
+
     def __init__(self, name: str, args: DenyByDefaultArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__(f"{TYPE_PREFIX}:DenyByDefault", name, None, opts)
+        super().__init__(name, opts)
         self.policy = _custom_resource(
             f"{name}-allow-nothing",
             allow_nothing_manifest(name),
@@ -106,14 +136,19 @@ class VersionedServiceArgs:
     """How long the engine waits for each Deployment to become Available (a duration such as ``5m``)."""
     on_error: pulumi.ErrorHook | None = None
     """Called by the engine when a Deployment or the DestinationRule fails (see :mod:`meshkit.failures`)."""
+    autoscaled: Collection[str] = ()
+    """Versions whose replica count a HorizontalPodAutoscaler owns: the engine ignores changes to their
+    ``spec.replicas`` (the spec's count is only the first one), so an ``up`` never undoes a scale-out."""
 
 
-class VersionedService(pulumi.ComponentResource):
+class VersionedService(MeshkitComponent):
     """One Deployment per version, one Service selecting ``app`` only, one DestinationRule of subsets;
     its own ServiceAccount, its callers' allow-list (AuthorizationPolicy) and the Secret its env uses."""
 
+    pulumi_type = f"{TYPE_PREFIX}:VersionedService"
+
     def __init__(self, name: str, args: VersionedServiceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__(f"{TYPE_PREFIX}:VersionedService", name, None, opts)
+        super().__init__(name, opts)
         spec = args.spec
         # The Namespace object itself, not its component: waiting on a component means waiting on all its children.
         after_namespace: list[pulumi.Resource] = [args.namespace.namespace] if args.namespace is not None else []
@@ -130,6 +165,12 @@ class VersionedService(pulumi.ComponentResource):
         self.secret = self._secret(name, args, after_namespace)
         if self.secret is not None:
             pods_after.append(self.secret)
+        callers = sorted({allow.service for allow in spec.allow_from or [] if allow.service} - set(args.principals))
+        if callers:
+            raise MeshkitError(
+                f"service {name!r} allows calls from {', '.join(callers)}: pass their SPIFFE principals as "
+                "principals (meshkit.render.caller_principals(stack) computes them from a stack config)"
+            )
         policy = authorization_policy_manifest(name, spec, dict(args.principals))
         self.authorization_policy = (
             None
@@ -150,18 +191,35 @@ class VersionedService(pulumi.ComponentResource):
         timeouts = (
             pulumi.CustomTimeouts(create=args.ready_timeout, update=args.ready_timeout) if args.ready_timeout else None
         )
+        unknown = sorted(set(args.autoscaled) - set(spec.versions))
+        if unknown:
+            raise MeshkitError(f"service {name!r}: autoscaled names versions it does not declare: {', '.join(unknown)}")
         for version in spec.versions:
             manifest = deployment_manifest(name, spec, version)
+            opts = _child_opts(self, pods_after, args.on_error, timeouts)
+            if version in args.autoscaled:
+                opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(ignore_changes=["spec.replicas"]))
             self.deployments[version] = k8s.apps.v1.Deployment(
                 f"{deployment_name(name, version)}-deployment",
                 metadata=manifest["metadata"],
                 spec=manifest["spec"],
-                opts=_child_opts(self, pods_after, args.on_error, timeouts),
+                opts=opts,
             )
         destination_rule = destination_rule_manifest(name, spec)
         self.destination_rule = _custom_resource(
             f"{name}-destinationrule", destination_rule, _child_opts(self, after_namespace, args.on_error)
         )
+        self.service_name: pulumi.Output[str] = _name_of(self.service, service["metadata"]["name"])
+        self.service_account_name: pulumi.Output[str] = _name_of(self.service_account, account["metadata"]["name"])
+        self.deployment_names: dict[str, pulumi.Output[str]] = {
+            version: _name_of(deployment, deployment_name(name, version))
+            for version, deployment in self.deployments.items()
+        }
+        self.destination_rule_name: pulumi.Output[str] = _name_of(
+            self.destination_rule, destination_rule["metadata"]["name"]
+        )
+        # The state records plain names: cheaper for the engine than awaiting every child (the Outputs above
+        # are for the Python program that holds this component).
         self.register_outputs(
             {
                 "serviceName": service["metadata"]["name"],
@@ -200,11 +258,13 @@ class TrafficSplitArgs:
     """Called by the engine when the VirtualService fails (see :mod:`meshkit.failures`)."""
 
 
-class TrafficSplit(pulumi.ComponentResource):
+class TrafficSplit(MeshkitComponent):
     """The single VirtualService of a service: fault rules, request-content routes, weighted default."""
 
+    pulumi_type = f"{TYPE_PREFIX}:TrafficSplit"
+
     def __init__(self, name: str, args: TrafficSplitArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__(f"{TYPE_PREFIX}:TrafficSplit", name, None, opts)
+        super().__init__(name, opts)
         routed = sorted(args.spec.routed_versions() & set(args.backend.deployments))
         # Make-before-break: the subsets and the pods of every routed version exist before the route.
         ready_first: list[pulumi.Resource] = [
@@ -217,6 +277,9 @@ class TrafficSplit(pulumi.ComponentResource):
             f"{name}-virtualservice", virtual_service, _child_opts(self, ready_first, args.on_error)
         )
         self.routed_versions = routed
+        self.virtual_service_name: pulumi.Output[str] = _name_of(
+            self.virtual_service, virtual_service["metadata"]["name"]
+        )
         self.register_outputs({"virtualServiceName": virtual_service["metadata"]["name"], "routedVersions": routed})
 
 

@@ -23,6 +23,8 @@ class Registration:
     parent: str
     secret_inputs: list[str] = field(default_factory=list)
     """Top-level inputs the SDK sent to the engine as secrets (encrypted in the state)."""
+    request: Any = None
+    """The whole RegisterResource request (protect, ignoreChanges, provider, aliases, ...)."""
 
 
 @dataclass
@@ -57,7 +59,9 @@ class _RecordingMonitor(mocks.MockMonitor):
             wire = json_format.MessageToDict(request.object)
             secret = sorted(key for key, value in wire.items() if rpc._special_secret_sig in json.dumps(value))
             self.recorder.registrations.append(
-                Registration(request.type, request.name, inputs, list(request.dependencies), request.parent, secret)
+                Registration(
+                    request.type, request.name, inputs, list(request.dependencies), request.parent, secret, request
+                )
             )
         return response
 

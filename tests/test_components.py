@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pulumi
+import pulumi_kubernetes as k8s
 import pytest
 
+from meshkit.components import TrafficSplit, TrafficSplitArgs, VersionedService, VersionedServiceArgs
 from meshkit.program import build_mesh, main
-from meshkit.render import render_stack
+from meshkit.render import caller_principals, render_stack
 
 from .pulumi_mocks import Recorder, pulumi_mocks
 from .scenario_data import SCENARIO_STEPS, nginx_stack, scenario, scenario_raw
@@ -117,3 +119,103 @@ def test_warnings_go_to_the_pulumi_log_and_do_not_stop_the_program(monkeypatch: 
     (warning,) = warnings
     assert warning.startswith("warning MK503 services.ratings.faults[0].delay.fixedDelay: delay 7s exceeds")
     assert recorder.by_name("ratings-virtualservice")
+
+
+def _nginx_components(opts: pulumi.ResourceOptions | None = None, **service_args: Any) -> tuple[Any, Any]:
+    stack = scenario("A3")
+    principals = caller_principals(stack)
+    backend = VersionedService(
+        "nginx", VersionedServiceArgs(stack.services["nginx"], principals=principals, **service_args), opts
+    )
+    split = TrafficSplit("nginx", TrafficSplitArgs(stack.services["nginx"], backend), opts)
+    return backend, split
+
+
+def test_component_outputs_are_names_that_wait_for_their_objects() -> None:
+    def program() -> None:
+        backend, split = _nginx_components()
+        names = pulumi.Output.all(
+            vs=split.virtual_service_name,
+            service=backend.service_name,
+            dr=backend.destination_rule_name,
+            v2=backend.deployment_names["v2"],
+            account=backend.service_account_name,
+        )
+        k8s.core.v1.ConfigMap("routes", data=names)
+
+    with pulumi_mocks() as run:
+        recorder = run(program)
+    config_map = recorder.by_name("routes")
+    assert config_map.inputs["data"] == {
+        "vs": "nginx",
+        "service": "nginx",
+        "dr": "nginx",
+        "v2": "nginx-v2",
+        "account": "nginx",
+    }
+    # Whoever uses a name is created after the object that carries it.
+    assert {
+        "nginx-virtualservice",
+        "nginx-service",
+        "nginx-destinationrule",
+        "nginx-v2-deployment",
+        "nginx-serviceaccount",
+    } <= _dependencies(recorder, "routes")
+
+
+def test_the_callers_provider_protect_and_transforms_reach_every_child() -> None:
+    def add_label(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTransformationResult | None:
+        if args.type_ != "kubernetes:apps/v1:Deployment":
+            return None
+        metadata = {**args.props["metadata"], "labels": {**args.props["metadata"]["labels"], "team": "payments"}}
+        return pulumi.ResourceTransformationResult({**args.props, "metadata": metadata}, args.opts)
+
+    def program() -> None:
+        provider = k8s.Provider("payments-cluster", render_yaml_to_directory="out")
+        opts = pulumi.ResourceOptions(provider=provider, protect=True, transformations=[add_label])
+        _nginx_components(opts)
+
+    with pulumi_mocks() as run:
+        recorder = run(program)
+    children = [r for r in recorder.registrations if r.type.startswith("kubernetes:") and r.name != "payments-cluster"]
+    assert len(children) == 7
+    for child in children:
+        assert child.request.protect, child.name
+        assert "::payments-cluster::" in child.request.provider, child.name
+    for version in ("v1", "v2"):
+        assert recorder.by_name(f"nginx-{version}-deployment").inputs["metadata"]["labels"]["team"] == "payments"
+
+
+def test_autoscaled_versions_leave_replicas_to_the_autoscaler() -> None:
+    with pulumi_mocks() as run:
+        recorder = run(lambda: _nginx_components(autoscaled=["v2"]))
+    assert list(recorder.by_name("nginx-v2-deployment").request.ignoreChanges) == ["spec.replicas"]
+    assert list(recorder.by_name("nginx-v1-deployment").request.ignoreChanges) == []
+
+
+def test_autoscaled_must_name_declared_versions() -> None:
+    with pulumi_mocks() as run, pytest.raises(Exception, match=r"autoscaled names versions it does not declare: v9"):
+        run(lambda: _nginx_components(autoscaled=["v9"]))
+
+
+def test_a_renamed_component_carries_its_former_type_as_an_alias() -> None:
+    class RenamedSplit(TrafficSplit):
+        pulumi_type = "meshkit:index:Routes"
+        former_types = ("meshkit:index:TrafficSplit",)
+
+    def program() -> None:
+        stack = scenario("A3")
+        backend = VersionedService("nginx", VersionedServiceArgs(stack.services["nginx"], principals={"sleep": "x"}))
+        RenamedSplit("nginx", TrafficSplitArgs(stack.services["nginx"], backend))
+
+    with pulumi_mocks() as run:
+        recorder = run(program)
+    (component,) = [r for r in recorder.registrations if r.type == "meshkit:index:Routes"]
+    assert [alias.spec.type for alias in component.request.aliases] == ["meshkit:index:TrafficSplit"]
+
+
+def test_a_service_with_callers_needs_their_principals() -> None:
+    stack = scenario("A3")
+    needs_principals = r"allows calls from sleep: pass their SPIFFE principals"
+    with pulumi_mocks() as run, pytest.raises(Exception, match=needs_principals):
+        run(lambda: VersionedService("nginx", VersionedServiceArgs(stack.services["nginx"])))

@@ -39,6 +39,8 @@ class Step:
 class PulumiProject:
     root: Path
     stack: str
+    passphrase: str = "e2e"
+    """Of the stack's secrets; a stack file that carries its ``encryptionsalt`` was made with a given one."""
 
     @property
     def env(self) -> dict[str, str]:
@@ -47,7 +49,7 @@ class PulumiProject:
             "PATH": f"{VENV_BIN}:{os.environ['PATH']}",
             "PULUMI_HOME": str(self.root / ".pulumi-home"),
             "PULUMI_BACKEND_URL": f"file://{self.root / '.pulumi-state'}",
-            "PULUMI_CONFIG_PASSPHRASE": "e2e",
+            "PULUMI_CONFIG_PASSPHRASE": self.passphrase,
             "PULUMI_SKIP_UPDATE_CHECK": "1",
             "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
         }
@@ -62,6 +64,14 @@ class PulumiProject:
                 f"pulumi {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
             )
         return result
+
+    def make(self, target: str, *variables: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """Run a target of the repository's Makefile in this project, as `make <target> STACK=<stack>` runs
+        in a checkout (the toolchain is the repository's: `bootstrap` is taken as done)."""
+        return subprocess.run(
+            ["make", "-f", str(REPO / "Makefile"), "-o", "bootstrap", target, f"STACK={self.stack}", *variables],
+            cwd=self.root, env=env or self.env, capture_output=True, text=True, timeout=600, check=False,
+        )  # fmt: skip
 
     @property
     def stack_file(self) -> Path:

@@ -95,7 +95,8 @@ def _project(tmp: Path, lowest_venv: Path) -> PulumiProject:
     shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns("venv", "rendered", "__pycache__"))
     (root / "venv").symlink_to(lowest_venv)
     (root / ".pulumi-state").mkdir()
-    project = PulumiProject(root, "dev")
+    # The example's stack file carries the encryption salt of the README's empty passphrase.
+    project = PulumiProject(root, "dev", passphrase="")
     project.pulumi("stack", "init")
     return project
 
@@ -118,7 +119,10 @@ def test_the_consumer_example_deploys_and_steps_a_canary_through_the_engine(tmp_
     assert "checkout-virtualservice" in _config_map_dependencies(project)
 
     # The canary step: a change to the program's own config.
+    stack_file = (stack_path := project.root / "Pulumi.dev.yaml").read_text()
     project.pulumi("config", "set", "canaryWeight", "30")
+    # The reviewed change is one line of the stack file; nothing else in it was rewritten.
+    assert stack_path.read_text() == stack_file.replace("canaryWeight: 0", 'canaryWeight: "30"')
     assert [s for s in project.preview() if s.type != "pulumi:pulumi:Stack"] == [
         Step("create", "kubernetes:apps/v1:Deployment", "checkout-v2-deployment"),
         Step("update", "kubernetes:networking.istio.io/v1:DestinationRule", "checkout-destinationrule"),

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Builds istioctl (Istio's own config analyzer, for the offline test tier in tests/istio/) from the Go module
+# istio.io/istio, at the version pinned in toolchain/versions.env, into a cache directory outside the
+# repository keyed by that version.
+#
+#   toolchain/build-istioctl.sh            # prints the bin directory on its last line
+#   toolchain/build-istioctl.sh --cached   # the same if it is built, else exit 1 without building (tests)
+#
+# A second run with the same version finds the cache and returns at once. Module hashes are pinned by the
+# go.sum.istio file beside this script: a module that resolves to other content stops the build with Go's
+# checksum mismatch error. Why a pseudo-version: the module proxy here does not serve Istio's tagged release
+# commits, only master commits (see the comment in versions.env).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=toolchain/versions.env
+source "$here/versions.env"
+
+cache_root=${MESHKIT_TOOLCHAIN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/meshkit/toolchain}
+prefix="$cache_root/istio-${ISTIO_VERSION}-${ISTIO_PSEUDO##*-}"
+bin="$prefix/bin"
+
+say() { printf '[istio-build] %s\n' "$*" >&2; }
+
+if [[ -x "$bin/istioctl" ]]; then
+  say "cached: $bin"
+  echo "$bin"
+  exit 0
+fi
+if [[ "${1:-}" == "--cached" ]]; then
+  say "istioctl ${ISTIO_VERSION} (${ISTIO_PSEUDO}) is not built yet: run toolchain/build-istioctl.sh"
+  exit 1
+fi
+
+command -v go >/dev/null || {
+  say "Go is not installed. Install Go >= 1.26 (Debian: apt-get install golang), then run this again."
+  exit 1
+}
+
+mkdir -p "$bin" "$prefix/src"
+# GOTOOLCHAIN=local: never try to download another Go release when a module asks for a newer one.
+# CGO_ENABLED=0: a static binary, as Istio's own common/scripts/gobuild.sh builds it.
+export GOFLAGS="-mod=mod" GOTOOLCHAIN=local CGO_ENABLED=0
+
+# Go prints a line per package compiled: show a count, not the flood (but every compiler error in full).
+progress() {
+  awk -v what="$1" '/^#|: / { print > "/dev/stderr"; next }
+    { n++; if (n % 100 == 0) printf "[istio-build]   %s: %d packages compiled\n", what, n > "/dev/stderr" }'
+}
+
+build_istioctl() {
+  local src="$prefix/src/istio" mod=istio.io/istio
+  mkdir -p "$src"
+  # istio.io/istio has no replace directives, so a plain `go install` would build it too; the wrapper module
+  # is what lets go.sum.istio pin every dependency's hash.
+  cat >"$src/go.mod" <<EOF
+module meshkit.local/istio
+
+go 1.26.0
+
+require ${mod} ${ISTIO_PSEUDO}
+EOF
+  cp "$here/go.sum.istio" "$src/go.sum" 2>/dev/null || true
+  printf '//go:build tools\n\npackage tools\n\nimport _ "%s/istioctl/cmd/istioctl"\n' "$mod" >"$src/tools.go"
+  (
+    cd "$src"
+    say "resolving istio.io/istio ${ISTIO_PSEUDO} modules (Istio ${ISTIO_VERSION})"
+    # Always with the version: a bare `go get` moves istio.io/istio to the newest master commit.
+    go get "${mod}@${ISTIO_PSEUDO}"
+    go mod tidy
+    # The stamps Istio's common/scripts/report_build_info.sh gives a release build, so that
+    # `istioctl version --remote=false` names the pinned commit.
+    local pkg=${mod}/pkg/version
+    local ldflags="-s -w -X $pkg.buildVersion=${ISTIO_VERSION} -X $pkg.buildGitRevision=${ISTIO_PSEUDO##*-}"
+    ldflags+=" -X $pkg.buildStatus=Clean -X $pkg.buildTag=${ISTIO_PSEUDO}"
+    ldflags+=" -X $pkg.buildOS=$(go env GOOS) -X $pkg.buildArch=$(go env GOARCH)"
+    say "compiling istioctl: the first build takes about 5 minutes on 2 cores"
+    # The build tags of Istio's Makefile (STANDARD_TAGS) for istioctl and pilot-discovery.
+    go build -v -trimpath -tags vtprotobuf,disable_pgv -ldflags "$ldflags" -o "$bin/istioctl.tmp" \
+      "${mod}/istioctl/cmd/istioctl" 2>&1 | progress istioctl
+    mv "$bin/istioctl.tmp" "$bin/istioctl"
+  )
+}
+
+start=$(date +%s)
+build_istioctl
+[[ -x "$bin/istioctl" ]] || { say "build incomplete: $bin"; exit 1; }
+say "built in $(( $(date +%s) - start ))s: $bin"
+echo "$bin"

@@ -20,8 +20,12 @@ STACK_CONFIG := --config-file $(STACK_FILE)
 export PATH := $(CLUSTER_DIR)/bin:$(PATH)
 endif
 NAMES_A_CLUSTER = grep -Eq '^[[:space:]]+kubernetes:(kubeconfig|context):' $(STACK_FILE)
+REFRESH_IF_CLUSTER = if $(NAMES_A_CLUSTER); then pulumi refresh --yes --skip-preview --clear-pending-creates --stack $(STACK) --non-interactive $(STACK_CONFIG); fi
+# `make review` writes the review of a rollout step here (the CI artifact); `make apply` applies exactly it.
+REVIEW_DIR ?= review/$(STACK)
+REVIEW_ARGS := STACK=$(STACK)$(if $(CLUSTER), CLUSTER=$(CLUSTER))
 
-.PHONY: bootstrap stack up preview plan destroy test lint bench cluster cluster-toolchain cluster-down cluster-status
+.PHONY: bootstrap stack up preview plan review apply destroy test lint bench wheel cluster cluster-toolchain cluster-down cluster-status istio-toolchain
 bootstrap:
 	@toolchain/bootstrap.sh
 
@@ -39,8 +43,7 @@ endif
 # nothing to refresh from.
 up: stack
 	@meshkit unlock $(STACK)
-	@if $(NAMES_A_CLUSTER); then \
-	  pulumi refresh --yes --skip-preview --clear-pending-creates --stack $(STACK) --non-interactive $(STACK_CONFIG); fi
+	@$(REFRESH_IF_CLUSTER)
 	pulumi up --yes --skip-preview=false --stack $(STACK) --non-interactive $(STACK_CONFIG)
 
 ## make preview STACK=dev: show the plan, change nothing
@@ -50,6 +53,30 @@ preview: stack
 ## make plan STACK=dev: what the next `up` changes against the last deployment, and drift (hand edits)
 plan: stack
 	meshkit plan $(STACK_FILE) --base deployed
+
+## make review STACK=dev: on the pull request, review/<stack>/ (the CI artifact): meshkit's plan, the engine's
+## saved plan, and what both start from (the stack file's digest and every deployed resource's)
+# Like `up`: unlock, and refresh a stack with a cluster, so that the review starts from what the cluster holds.
+# The deployed state is recorded before planning and checked again after, so a review that raced a deployment
+# fails instead of saving a plan made from another state.
+review: stack
+	@meshkit unlock $(STACK)
+	@$(REFRESH_IF_CLUSTER)
+	@rm -rf $(REVIEW_DIR)
+	meshkit review record $(STACK_FILE) --dir $(REVIEW_DIR)
+	@meshkit plan $(STACK_FILE) --base deployed >$(REVIEW_DIR)/plan.txt; s=$$?; cat $(REVIEW_DIR)/plan.txt; exit $$s
+	@meshkit plan $(STACK_FILE) --base deployed --format markdown >$(REVIEW_DIR)/plan.md
+	@pulumi preview --diff --save-plan $(REVIEW_DIR)/update-plan.json --stack $(STACK) --non-interactive $(STACK_CONFIG) \
+	  >$(REVIEW_DIR)/preview.txt 2>&1; s=$$?; cat $(REVIEW_DIR)/preview.txt; exit $$s
+	meshkit review verify $(STACK_FILE) --dir $(REVIEW_DIR) --replan "make review $(REVIEW_ARGS)"
+
+## make apply STACK=dev: after the merge, deploy exactly the plan review/<stack>/ holds (`pulumi up --plan`);
+## refused, deploying nothing, when the stack file or the deployed state moved since that review
+apply: stack
+	@meshkit unlock $(STACK)
+	@$(REFRESH_IF_CLUSTER)
+	meshkit review verify $(STACK_FILE) --dir $(REVIEW_DIR) --replan "make review $(REVIEW_ARGS)"
+	pulumi up --yes --skip-preview=false --plan $(REVIEW_DIR)/update-plan.json --stack $(STACK) --non-interactive $(STACK_CONFIG)
 
 destroy: stack
 	@meshkit unlock $(STACK)
@@ -68,9 +95,17 @@ cluster-down:
 cluster-status:
 	@python3 -m toolchain.cluster status --dir $(CLUSTER_DIR)
 
+# istioctl, for the tier that runs Istio's own analyzer over every render (tests/istio).
+istio-toolchain:
+	@toolchain/build-istioctl.sh >/dev/null
+
 ## make test: every test tier, the real-engine end-to-end tier included
-test: bootstrap cluster-toolchain
+test: bootstrap cluster-toolchain istio-toolchain
 	$(VENV)/bin/python -m pytest
+
+## make wheel: meshkit's wheel in dist/, for other Pulumi programs to install (see examples/consumer)
+wheel: bootstrap
+	$(VENV)/bin/python -m pip wheel --quiet --no-deps --no-build-isolation --wheel-dir dist .
 
 ## make bench: every benchmark (about 30 minutes); writes BENCHMARKS.md and bench/mock_cost.png
 bench: bootstrap

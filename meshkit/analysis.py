@@ -25,6 +25,7 @@ from pydantic import BaseModel, ValidationError
 from .conformance import conformance_findings
 from .errors import ConfigError, Finding, Severity
 from .gcpause import gc_paused
+from .ingress import check_ingresses
 from .models import (
     UNION_TAGS,
     EnvSource,
@@ -300,7 +301,7 @@ def _match_key(match: RequestMatch | None) -> str:
 
 
 def _check_rule_order(name: str, svc: ServiceSpec) -> Iterator[Finding]:
-    """A rule after another with the same match never sees a request (IST0130, KIA1105)."""
+    """A rule after another with the same match never sees a request (IST0130)."""
     base = f"services.{name}"
     matches: list[tuple[str, str, list[RequestMatch | None]]] = [
         ("routes", f"{base}.traffic.routes", [r.match for r in svc.traffic.routes]),
@@ -408,7 +409,15 @@ def _allowed(stack: StackConfig, callee: ServiceSpec, caller: str) -> bool:
     return any(rule.service == caller or rule.namespace == caller_namespace for rule in callee.allow_from)
 
 
+# The user ID Istio's sidecar runs as; iptables redirection lets its traffic out unproxied (IST0144).
+SIDECAR_UID = 1337
+
+
 def _check_security(stack: StackConfig) -> Iterator[Finding]:
+    # Callers come from the stack's namespaces, and from the ingress gateway pods' namespaces.
+    known_namespaces = list(
+        dict.fromkeys([*stack.namespaces, *(i.gateway_namespace for i in stack.ingresses.values())])
+    )
     for name, svc in stack.services.items():
         base = f"services.{name}"
         policy = f"AuthorizationPolicy {name}.{svc.namespace}"
@@ -421,12 +430,12 @@ def _check_security(stack: StackConfig) -> Iterator[Finding]:
                     f"name a service of the stack ({', '.join(stack.services)}), or allow its namespace",
                     obj=policy,
                 )
-            if rule.namespace is not None and rule.namespace not in stack.namespaces:
+            if rule.namespace is not None and rule.namespace not in known_namespaces:
                 yield Finding(
                     f"{base}.allowFrom[{i}].namespace",
                     "MK602",
                     f"allows calls from namespace {rule.namespace!r}, which the stack does not declare",
-                    f"declare it under namespaces, or use one of: {', '.join(stack.namespaces) or 'none'}",
+                    f"declare it under namespaces, or use one of: {', '.join(known_namespaces) or 'none'}",
                     obj=policy,
                 )
         namespace = stack.namespaces.get(svc.namespace)
@@ -446,6 +455,16 @@ def _check_security(stack: StackConfig) -> Iterator[Finding]:
                     f"image {spec.image!r} is not pinned: a restart may run different code",
                     "pin a tag other than 'latest' (nginx:1.15) or a digest (nginx@sha256:…)",
                     Severity.ERROR if stack.production else Severity.WARNING,
+                    obj=f"Deployment {name}-{version}.{svc.namespace}",
+                )
+            dataplane = namespace.dataplane if namespace is not None else "sidecar"
+            if spec.run_as_user == SIDECAR_UID and dataplane == "sidecar":
+                yield Finding(
+                    f"{base}.versions.{version}.runAsUser",
+                    "MK607",
+                    f"runs as user {SIDECAR_UID}, the sidecar's own: Istio's redirection exempts that user, "
+                    "so the app's traffic would bypass the proxy (no mTLS, no routing)",
+                    "run the app as another user",
                     obj=f"Deployment {name}-{version}.{svc.namespace}",
                 )
             for env_name, value in spec.env.items():
@@ -475,6 +494,7 @@ def check_stack(stack: StackConfig) -> list[Finding]:
     findings += _check_calls(stack)
     findings += _check_fault_budgets(stack)
     findings += _check_security(stack)
+    findings += check_ingresses(stack)
     return sorted(findings)
 
 

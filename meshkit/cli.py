@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -31,6 +32,7 @@ from .graph import to_dot, to_mermaid
 from .models import ServiceSpec
 from .plan import Change, plan_changes
 from .render import Manifest, manifests_to_yaml, render_stack
+from .reviewed import Deployed, deployed_resources, make_record, read_review, verdict, write_review
 from .rollout import check_rollout, stack_summary
 from .sources import (
     last_deployed_outputs,
@@ -38,9 +40,11 @@ from .sources import (
     merge_base,
     project_name,
     project_root,
+    read_export,
     read_outputs_file,
     resolve_stack,
     stack_cluster,
+    stack_export,
     text_at_revision,
 )
 from .stale_locks import backend_directory, remove_stale_locks
@@ -303,17 +307,28 @@ def step(
     image: Annotated[str | None, typer.Option(help="With --add: the new version's image, e.g. nginx:1.15.")] = None,
     replicas: Annotated[int | None, typer.Option(help="With --add: the new version's replicas.", min=1)] = None,
     weight: Annotated[int, typer.Option(help="With --add: the new version's first traffic share.")] = 0,
+    rollback: Annotated[
+        bool, typer.Option(help="Set the weights back to those before the last deployed weight change.")
+    ] = False,
+    deployed: Annotated[
+        Path | None,
+        typer.Option(help="With --rollback: saved stack outputs to read instead of the last deployment's."),
+    ] = None,
 ) -> None:
     """Edit the stack file for the next rollout step, keeping its comments and layout; refuse unsafe steps."""
-    modes = [bool(weights), promote, take_over is not None, retire is not None, add is not None]
+    modes = [bool(weights), promote, take_over is not None, retire is not None, add is not None, rollback]
     if sum(modes) != 1:
-        raise typer.BadParameter("give exactly one of VERSION=WEIGHT..., --promote, --take-over, --retire, --add")
+        raise typer.BadParameter(
+            "give exactly one of VERSION=WEIGHT..., --promote, --take-over, --retire, --add, --rollback"
+        )
     if add is None and (image is not None or replicas is not None or weight):
         raise typer.BadParameter("--image, --replicas and --weight go with --add")
     if add is not None and image is None:
         raise typer.BadParameter("--add needs the new version's --image")
+    if deployed is not None and not rollback:
+        raise typer.BadParameter("--deployed goes with --rollback")
     assignments = dict(_parse_assignment(a) for a in weights or [])
-    _, path = resolve_stack(stack)
+    name, path = resolve_stack(stack)
 
     def body() -> int:
         text = _read_or_refuse(lambda: read_stack_text(path), "the step was not written")
@@ -323,6 +338,11 @@ def step(
         elif add is not None:
             spec: dict[str, Any] = {"image": image} | ({"replicas": replicas} if replicas is not None else {})
             result = edit.add_version(text, source, service, add, spec, weight)
+        elif rollback:
+            # Read as `check --deployed` and `plan --base deployed` read them.
+            summary = read_outputs_file(deployed) if deployed is not None else last_deployed_outputs(name)
+            label = f"the outputs in {deployed}" if deployed is not None else f"the outputs of stack {name!r}"
+            result = edit.rollback(text, source, service, summary, label)
         else:
 
             def compute(svc: ServiceSpec) -> dict[str, int]:
@@ -334,6 +354,8 @@ def step(
 
             result = edit.step_weights(text, source, service, compute)
         changes = plan_changes(result.before, result.after)
+        if result.note:
+            out.print(f"{path}: {result.note}", markup=False)
         if not changes:  # the file is left as it is, byte for byte
             out.print(f"{path}: no change, nothing written", markup=False)
             return 0
@@ -466,6 +488,101 @@ def unlock(
                     + ["wait for it to end; if you know it is gone, run `pulumi cancel --stack " + stack + "`"]
                 )
             )
+        return 0
+
+    _run(body)
+
+
+# --- review ------------------------------------------------------------------------------------------
+
+review_app = typer.Typer(
+    help="Reviewed = applied: record what the review of a rollout step was based on (`make review`), and "
+    "refuse to apply its saved plan once that no longer holds (`make apply`).",
+    no_args_is_help=True,
+)
+app.add_typer(review_app, name="review")
+
+ReviewDirOption = Annotated[
+    Path | None, typer.Option("--dir", help="The review directory (default: review/<stack> in the project).")
+]
+SavedStateOption = Annotated[
+    Path | None,
+    typer.Option("--state", help="A saved `pulumi stack export` to read instead of the stack's current state."),
+]
+
+
+def _review_dir(name: str, directory: Path | None) -> Path:
+    if directory is not None:
+        return directory
+    cwd = Path.cwd().resolve()
+    target = project_root(cwd) / "review" / name
+    return target.relative_to(cwd) if target.is_relative_to(cwd) else target
+
+
+def _stack_file_bytes(path: Path) -> bytes:
+    """The stack file as the engine reads it, byte for byte (what its digest is of)."""
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise MeshkitError(f"{path}: cannot read the stack file: {error.strerror or error}") from None
+
+
+def _deployed_now(name: str, state: Path | None) -> dict[str, Deployed]:
+    if state is None:
+        return deployed_resources(stack_export(name), f"the state of stack {name!r}")
+    try:
+        data = state.read_bytes()
+    except OSError as error:
+        raise MeshkitError(f"{state}: cannot read the saved state: {error.strerror or error}") from None
+    return deployed_resources(read_export(data, str(state)), str(state))
+
+
+@review_app.command("record")
+def review_record(stack: StackArg, directory: ReviewDirOption = None, state: SavedStateOption = None) -> None:
+    """Record what a review is based on: the stack file's SHA-256 and every deployed resource's.
+
+    `make review` runs it after `pulumi refresh` (for a stack with a cluster) and before `pulumi preview
+    --save-plan` writes the engine's plan into the same directory.
+    """
+    name, path = resolve_stack(stack)
+
+    def body() -> int:
+        target = _review_dir(name, directory)
+        data = _stack_file_bytes(path)
+        deployed = _deployed_now(name, state)
+        record = make_record(name, str(path), data, deployed, datetime.now(UTC).isoformat(timespec="seconds"))
+        write_review(target, record, data, deployed)
+        out.print(
+            f"{target}: recorded {path} (sha256 {record.stack_file_sha256[:12]}) and the {len(deployed)} "
+            f"resource(s) deployed in stack {name}",
+            markup=False,
+        )
+        return 0
+
+    _run(body)
+
+
+@review_app.command("verify")
+def review_verify(
+    stack: StackArg,
+    directory: ReviewDirOption = None,
+    state: SavedStateOption = None,
+    replan: Annotated[
+        str | None,
+        typer.Option(help="The command that makes a new review, for the message (default: make review STACK=<stack>)."),
+    ] = None,
+) -> None:
+    """Exit 0 if the stack file and the deployed state are still those the review recorded; else exit 1,
+    naming what moved. `make apply` runs it before `pulumi up --plan`, and deploys nothing on exit 1."""
+    name, path = resolve_stack(stack)
+
+    def body() -> int:
+        command = replan or f"make review STACK={name}"
+        review = read_review(_review_dir(name, directory), name, command)
+        result = verdict(review, str(path), _stack_file_bytes(path), _deployed_now(name, state))
+        if not result.holds:
+            raise MeshkitError(result.refusal(command))
+        out.print(result.summary(), markup=False)
         return 0
 
     _run(body)

@@ -26,7 +26,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from .errors import MeshkitError
-from .models import NamespaceSpec, ServiceSpec
+from .ingress import gateway_manifest, ingress_virtual_service_manifest
+from .models import IngressSpec, NamespaceSpec, ServiceSpec
 from .render import (
     Manifest,
     allow_nothing_manifest,
@@ -149,7 +150,7 @@ class VersionedService(MeshkitComponent):
 
     def __init__(self, name: str, args: VersionedServiceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(name, opts)
-        spec = args.spec
+        spec = self.spec = args.spec
         # The Namespace object itself, not its component: waiting on a component means waiting on all its children.
         after_namespace: list[pulumi.Resource] = [args.namespace.namespace] if args.namespace is not None else []
 
@@ -281,6 +282,50 @@ class TrafficSplit(MeshkitComponent):
             self.virtual_service, virtual_service["metadata"]["name"]
         )
         self.register_outputs({"virtualServiceName": virtual_service["metadata"]["name"], "routedVersions": routed})
+
+
+@dataclass(frozen=True)
+class IngressArgs:
+    spec: IngressSpec
+    backends: Mapping[str, VersionedService]
+    """The component of every service the ingress routes to, by service name."""
+    namespace: InjectedNamespace | None = None
+    """The namespace component to wait for, when this program also creates the namespace."""
+    on_error: pulumi.ErrorHook | None = None
+
+
+class Ingress(MeshkitComponent):
+    """An entry point from outside the mesh: an Istio Gateway, and the VirtualService bound to it that
+    applies each exposed service's own routing (see :mod:`meshkit.ingress`)."""
+
+    pulumi_type = f"{TYPE_PREFIX}:Ingress"
+
+    def __init__(self, name: str, args: IngressArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(name, opts)
+        missing = sorted({route.service for route in args.spec.routes} - set(args.backends))
+        if missing:
+            raise MeshkitError(f"ingress {name!r} routes to {', '.join(missing)}: pass their components as backends")
+        after_namespace: list[pulumi.Resource] = [args.namespace.namespace] if args.namespace is not None else []
+        self.gateway = _custom_resource(
+            f"{name}-gateway", gateway_manifest(name, args.spec), _child_opts(self, after_namespace)
+        )
+        services = {service: backend.spec for service, backend in args.backends.items()}
+        # Make-before-break, as for a service's own route: the Gateway, and the subsets and pods of every
+        # version an exposed service routes to, exist before the route from outside points at them.
+        ready_first: list[pulumi.Resource] = [self.gateway]
+        for service in dict.fromkeys(route.service for route in args.spec.routes):
+            backend = args.backends[service]
+            ready_first.append(backend.destination_rule)
+            ready_first += [
+                backend.deployments[v] for v in sorted(backend.spec.routed_versions() & set(backend.deployments))
+            ]
+        virtual_service = ingress_virtual_service_manifest(name, args.spec, services)
+        self.virtual_service = _custom_resource(
+            f"{name}-ingress-virtualservice", virtual_service, _child_opts(self, ready_first, args.on_error)
+        )
+        self.gateway_name: pulumi.Output[str] = _name_of(self.gateway, name)
+        self.virtual_service_name: pulumi.Output[str] = _name_of(self.virtual_service, name)
+        self.register_outputs({"gatewayName": name, "hosts": list(args.spec.hosts), "port": args.spec.listen_port})
 
 
 def _custom_resource(

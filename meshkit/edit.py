@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ruamel.yaml import YAML
@@ -20,9 +20,9 @@ from ruamel.yaml.error import YAMLError
 
 from .analysis import errors_only
 from .config import PROJECT, config_key, parse_stack_file_text
-from .errors import ConfigError, MeshkitError
+from .errors import ConfigError, Finding, MeshkitError
 from .models import ServiceSpec, StackConfig
-from .rollout import check_rollout, stack_summary
+from .rollout import PREVIOUS_WEIGHTS, check_rollout, stack_summary
 
 
 class StepError(MeshkitError):
@@ -91,6 +91,70 @@ def take_over(svc: ServiceSpec, service: str, version: str) -> dict[str, int]:
     """All traffic to ``version``, every other version at 0 (still deployed, ready to roll back)."""
     _check_versions(svc, service, [version])
     return {v: 100 if v == version else 0 for v in svc.versions}
+
+
+NOT_WRITTEN = "the step was not written"
+
+
+def _shown(weights: Mapping[str, int]) -> str:
+    return ", ".join(f"{version}={weight}" for version, weight in weights.items())
+
+
+def rollback_target(
+    svc: ServiceSpec, service: str, deployed: Mapping[str, Any], label: str, source: str
+) -> dict[str, int]:
+    """The weights ``service`` had before its last deployed weight change (``previousWeights`` in the
+    ``deployed`` outputs, which ``label`` names: "the outputs of stack 'prod'"), over the versions the
+    file declares now (0 for the others). Refused with MK505 when there is nothing to roll back to, and
+    with MK506 when a version the rollback would send traffic to is no longer declared or has no
+    replicas."""
+    where = f"services.{service}.traffic.weights"
+    services = deployed.get("services") or {}
+    last = services.get(service)
+    if last is None:
+        recorded = "not among their services" if services else "they hold no services: no deployment yet"
+        raise ConfigError(
+            [Finding(where, "MK505", f"no deployment of {service!r} is recorded in {label} ({recorded}), so there "
+                     "are no earlier weights to roll back to",
+                     "--rollback undoes a deployed weight change: deploy first (`make up`), or give the weights")],
+            source, outcome=NOT_WRITTEN,
+        )  # fmt: skip
+    previous = last.get(PREVIOUS_WEIGHTS)
+    if previous is None:
+        raise ConfigError(
+            [Finding(where, "MK505", f"{label} record no earlier weights of {service!r}: its weights "
+                     f"({_shown(last.get('weights') or {})}) have not changed since its first deployment (or the "
+                     "outputs were written before meshkit recorded `previousWeights`), so there is nothing to roll "
+                     "back to",
+                     f"give the weights you want, e.g. `meshkit step {source} {service} VERSION=WEIGHT`")],
+            source, outcome=NOT_WRITTEN,
+        )  # fmt: skip
+    deployed_versions = last.get("versions") or {}
+    findings = []
+    for version, weight in previous.items():
+        if not weight:
+            continue  # a version without traffic then need not exist now
+        if version not in svc.versions:
+            image = (deployed_versions.get(version) or {}).get("image", "IMAGE")
+            findings.append(Finding(
+                f"services.{service}.versions", "MK506",
+                f"the rollback would send {weight}% to version {version!r}, which the stack file no longer declares",
+                f"re-add it first, at 0%: `meshkit step {source} {service} --add {version} --image {image}` "
+                "(with the image, replicas and settings it had: `git log -p` on the stack file shows them), then "
+                "run --rollback again",
+                obj=f"DestinationRule {service}.{svc.namespace}",
+            ))  # fmt: skip
+        elif svc.versions[version].replicas == 0:
+            replicas = (deployed_versions.get(version) or {}).get("replicas") or 1
+            findings.append(Finding(
+                f"services.{service}.versions.{version}.replicas", "MK506",
+                f"the rollback would send {weight}% to version {version!r}, which has replicas: 0 (on its way out)",
+                f"give {version!r} its replicas back first (e.g. replicas: {replicas}), then run --rollback again",
+                obj=f"Deployment {service}-{version}.{svc.namespace}",
+            ))  # fmt: skip
+    if findings:
+        raise ConfigError(findings, source, outcome=NOT_WRITTEN)
+    return {version: int(previous.get(version, 0)) for version in svc.versions}
 
 
 # --- the comment-preserving edit --------------------------------------------------------------------
@@ -180,20 +244,23 @@ class Step:
     text: str
     before: dict[str, Any]
     after: dict[str, Any]
+    note: str = ""
+    """What the step did, said in a sentence (``--rollback``: to which weights, from which deployment)."""
 
 
-def _checked(before: StackConfig, new_text: str, source: str) -> Step:
-    """The step to ``new_text`` if it passes every check ``pulumi up`` runs, with the current file
-    standing in for the deployed state; so a step the engine would refuse is never written."""
+def _checked(before: StackConfig, new_text: str, source: str, deployed: Mapping[str, Any] | None = None) -> Step:
+    """The step to ``new_text`` if it passes every check ``pulumi up`` runs, against the ``deployed``
+    outputs when the step read them, else with the current file standing in for the deployed state; so a
+    step the engine would refuse is never written."""
     try:
         after = parse_stack_file_text(new_text, source, declaration_order=True)
     except ConfigError as error:  # e.g. an invalid or unpinned image of a version added
-        raise ConfigError(error.findings, source, outcome="the step was not written") from None
-    deployed = stack_summary(before)
-    refused = errors_only(check_rollout(after, deployed))
+        raise ConfigError(error.findings, source, outcome=NOT_WRITTEN) from None
+    current = stack_summary(before)
+    refused = errors_only(check_rollout(after, current if deployed is None else deployed))
     if refused:
-        raise ConfigError(refused, source, outcome="the step was not written")
-    return Step(new_text, deployed, stack_summary(after))
+        raise ConfigError(refused, source, outcome=NOT_WRITTEN)
+    return Step(new_text, current, stack_summary(after))
 
 
 def step_weights(text: str, source: str, service: str, compute: Callable[[ServiceSpec], dict[str, int]]) -> Step:
@@ -236,3 +303,19 @@ def add_version(text: str, source: str, service: str, version: str, spec: Mappin
         write_weights(services, service, weights)
 
     return _checked(before, edit_services(text, change), source)
+
+
+def rollback(text: str, source: str, service: str, deployed: Mapping[str, Any], label: str) -> Step:
+    """The stack file's text with the service's weights set back to those before its last deployed weight
+    change (:func:`rollback_target`), checked as every step is, against the ``deployed`` outputs (what
+    ``pulumi up`` checks it against); the text unchanged, and a note saying so, when the file has those
+    weights already."""
+    before, svc = _service(text, source, service)
+    weights = rollback_target(svc, service, deployed, label, source)
+    if weights == svc.default_weights():
+        summary = stack_summary(before)
+        note = f"{service!r} has the weights it had before its last deployed weight change already ({_shown(weights)})"
+        return Step(text, summary, summary, note)
+    new_text = edit_services(text, lambda services: write_weights(services, service, weights))
+    step = _checked(before, new_text, source, deployed)
+    return replace(step, note=f"{service!r} back to its weights before its last deployed weight change, from {label}")

@@ -2,7 +2,8 @@
 
 Like :mod:`meshkit.plan`, it reads a stack summary, so the last deployed state can be drawn the same way
 as a stack file. Each service points at its versions: solid edges for the default weights, labelled
-edges for request-content routes, dashed edges for fault rules and mirrors.
+edges for request-content routes, dashed edges for fault rules and mirrors. Each ingress points at the
+services it exposes, labelled with their paths.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .plan import Summary, describe_fault, describe_match, describe_version
+from .plan import Summary, describe_fault, describe_ingress, describe_match, describe_string_match, describe_version
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,12 @@ def edges(name: str, service: Mapping[str, Any]) -> Iterator[Edge]:
         yield Edge(_node(name), _node(name, mirror["version"]), f"mirror {mirror.get('percentage', 100):g}%", True)
 
 
+def ingress_edges(name: str, ingress: Mapping[str, Any]) -> Iterator[Edge]:
+    for route in ingress.get("routes") or []:
+        paths = ", ".join(describe_string_match("uri", path) for path in route.get("paths") or [])
+        yield Edge(_node("ingress", name), _node(route["service"]), paths or "every path")
+
+
 def _by_namespace(summary: Summary) -> dict[str, list[tuple[str, Mapping[str, Any]]]]:
     groups: dict[str, list[tuple[str, Mapping[str, Any]]]] = {}
     for name, service in (summary.get("services") or {}).items():
@@ -77,6 +84,9 @@ def to_mermaid(summary: Summary) -> str:
                 lines.append(f'    {_node(name, version)}["{version}<br/>{_mermaid_text(describe_version(spec))}"]')
             all_edges += edges(name, service)
         lines.append("  end")
+    for name, ingress in (summary.get("ingresses") or {}).items():
+        lines.append(f'  {_node("ingress", name)}[/"ingress {name}<br/>{_mermaid_text(describe_ingress(ingress))}"/]')
+        all_edges += ingress_edges(name, ingress)
     for edge in all_edges:
         arrow = "-.->" if edge.dashed else "-->"
         lines.append(f'  {edge.source} {arrow}|"{_mermaid_text(edge.label)}"| {edge.target}')
@@ -100,6 +110,10 @@ def to_dot(summary: Summary) -> str:
                 lines.append(f'    {_node(name, version)} [label="{label}", shape=box];')
             all_edges += edges(name, service)
         lines.append("  }")
+    for name, ingress in (summary.get("ingresses") or {}).items():
+        label = f"ingress {_dot_text(name)}\\n{_dot_text(describe_ingress(ingress))}"
+        lines.append(f'  {_node("ingress", name)} [label="{label}", shape=invhouse];')
+        all_edges += ingress_edges(name, ingress)
     for edge in all_edges:
         style = ", style=dashed" if edge.dashed else ""
         lines.append(f'  {edge.source} -> {edge.target} [label="{_dot_text(edge.label)}"{style}];')

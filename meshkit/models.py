@@ -372,6 +372,29 @@ def _trust_domain(value: str) -> str:
     return value
 
 
+_HOST_NAME = re.compile(r"^(\*|(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*)$")
+
+
+def _host(value: str) -> str:
+    if len(value) > 253 or not _HOST_NAME.fullmatch(value):
+        raise invalid(
+            "MK210",
+            f"{value!r} is not a host an Istio Gateway can serve",
+            "write a lowercase DNS name (bookinfo.example.com), a wildcard for its subdomains (*.example.com), or *",
+        )
+    return value
+
+
+def _object_name(value: str) -> str:
+    if len(value) > 253 or not _DNS_SUBDOMAIN.fullmatch(value):
+        raise invalid(
+            "MK210",
+            f"{value!r} is not a Kubernetes object name",
+            "use lowercase letters, digits, '-' and '.', starting and ending with a letter or digit",
+        )
+    return value
+
+
 def _redacted(value: object) -> str:
     # A secret's value never enters the models, so no message, log or output can show it.
     if isinstance(value, (str, int, float)) or (isinstance(value, dict) and set(value) == {"secure"}):
@@ -391,6 +414,8 @@ Image = Annotated[str, AfterValidator(_image)]
 LabelKey = Annotated[str, AfterValidator(_label_key)]
 LabelValue = Annotated[str, AfterValidator(_label_value)]
 TrustDomain = Annotated[str, AfterValidator(_trust_domain)]
+Host = Annotated[str, AfterValidator(_host)]
+ObjectName = Annotated[str, AfterValidator(_object_name)]
 CookieName = Annotated[
     str, _cookie_part("name", _COOKIE_NAME, "letters, digits and !#$%&'*+-.^_`|~ (no space, '=', ';' or ',')")
 ]
@@ -828,6 +853,47 @@ class ServiceSpec(MeshModel):
         return routed
 
 
+# --- traffic from outside ----------------------------------------------------------------------------
+
+
+class IngressTls(MeshModel):
+    """HTTPS at the gateway, with the certificate and key of a Secret in the gateway pods' namespace."""
+
+    credential_name: ObjectName
+
+
+class IngressRoute(MeshModel):
+    """Requests to ``paths`` go to ``service``, with that service's own weights, request routes and faults."""
+
+    service: DnsLabel
+    paths: list[StringMatch] = Field(default_factory=lambda: [StringMatch(prefix="/")], min_length=1)
+    """URI matches (any one of them); the default sends every path."""
+    port: PortNumber | None = None
+    """The service port to send to; needed when the service has several."""
+
+
+class IngressSpec(MeshModel):
+    """A named entry point from outside the mesh: an Istio Gateway on the ingress gateway pods, and the
+    routes bound to it."""
+
+    namespace: DnsLabel
+    """Where the Gateway and its VirtualService live (a namespace of this stack)."""
+    hosts: list[Host] = Field(default_factory=lambda: ["*"], min_length=1)
+    port: PortNumber | None = None
+    """The gateway pods' port; defaults to 8080 for HTTP and 8443 with ``tls`` (the ports of Istio's
+    ingress gateway container, behind its Service's 80 and 443)."""
+    tls: IngressTls | None = None
+    selector: dict[LabelKey, LabelValue] = Field(default_factory=lambda: {"istio": "ingressgateway"}, min_length=1)
+    """Labels of the ingress gateway pods that serve this entry point."""
+    gateway_namespace: DnsLabel = "istio-system"
+    """Where those pods run: their identity is what an exposed service's ``allowFrom`` must admit."""
+    routes: list[IngressRoute] = Field(min_length=1)
+
+    @property
+    def listen_port(self) -> int:
+        return self.port or (8443 if self.tls else 8080)
+
+
 class StackConfig(MeshModel):
     """Everything under the ``meshkit:`` keys of one stack file."""
 
@@ -845,3 +911,5 @@ class StackConfig(MeshModel):
     only their names reach the models."""
     namespaces: dict[DnsLabel, NamespaceSpec] = Field(default_factory=dict)
     services: dict[DnsLabel, ServiceSpec] = Field(default_factory=dict)
+    ingresses: dict[DnsLabel, IngressSpec] = Field(default_factory=dict)
+    """Entry points from outside the mesh, by name (the Gateway's and its VirtualService's name)."""

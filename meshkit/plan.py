@@ -150,8 +150,42 @@ def service_changes(name: str, before: Summary, after: Summary) -> Iterator[Chan
     )
 
 
+def describe_ingress(ingress: Mapping[str, Any]) -> str:
+    scheme = f"https (Secret {ingress['tls']})" if ingress.get("tls") else "http"
+    return f"{scheme} {', '.join(ingress['hosts'])} port {ingress['port']}, namespace {ingress['namespace']}"
+
+
+def describe_ingress_route(route: Mapping[str, Any]) -> str:
+    paths = " | ".join(describe_string_match("uri", path) for path in route.get("paths") or []) or "every path"
+    port = f":{route['port']}" if route.get("port") else ""
+    return f"{paths} → {route['service']}{port}"
+
+
+def ingress_changes(before: Summary, after: Summary, services: list[Change]) -> Iterator[Change]:
+    """Changes of the ingresses, and what the step's weight changes do to the traffic from outside: an
+    exposed service's rules are applied at the gateway too, so its weights move there as well."""
+    old, new = before.get("ingresses") or {}, after.get("ingresses") or {}
+    for name, ingress in new.items():
+        label = f"ingress {name}"
+        if name not in old:
+            yield Change(label, "ingress", "", describe_ingress(ingress))
+        else:
+            yield from _compare(label, "listens", describe_ingress(old[name]), describe_ingress(ingress))
+        yield from _compare_keyed(
+            label,
+            {f"route[{i}]": describe_ingress_route(r) for i, r in enumerate(old.get(name, {}).get("routes") or [])},
+            {f"route[{i}]": describe_ingress_route(r) for i, r in enumerate(ingress["routes"])},
+        )
+        exposed = {route["service"] for route in ingress["routes"]}
+        for change in services:
+            if change.service in exposed and change.aspect.startswith("weight "):
+                yield Change(label, f"{change.aspect} of {change.service}", change.before, change.after)
+    yield from (Change(f"ingress {n}", "ingress", describe_ingress(i), "") for n, i in old.items() if n not in new)
+
+
 def plan_changes(before: Summary, after: Summary) -> list[Change]:
-    """Every change from the ``before`` stack summary to ``after``, services in ``after``'s order."""
+    """Every change from the ``before`` stack summary to ``after``, services in ``after``'s order, then the
+    ingresses."""
     old, new = before.get("services") or {}, after.get("services") or {}
     changes: list[Change] = []
     for name, service in new.items():
@@ -160,4 +194,4 @@ def plan_changes(before: Summary, after: Summary) -> list[Change]:
         else:
             changes.append(Change(name, "service", "", describe_service(service)))
     changes += [Change(name, "service", describe_service(s), "") for name, s in old.items() if name not in new]
-    return changes
+    return changes + list(ingress_changes(before, after, changes))

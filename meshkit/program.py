@@ -16,6 +16,8 @@ from .analysis import analyze_stack, errors_only
 from .components import (
     DenyByDefault,
     DenyByDefaultArgs,
+    Ingress,
+    IngressArgs,
     InjectedNamespace,
     TrafficSplit,
     TrafficSplitArgs,
@@ -27,7 +29,7 @@ from .errors import ConfigError, MeshkitError
 from .failures import FailedObject, explain_failure
 from .models import StackConfig
 from .render import caller_principals
-from .rollout import check_rollout, stack_summary
+from .rollout import check_rollout, deployment_outputs
 from .sources import last_deployed_outputs
 
 
@@ -58,6 +60,7 @@ class Mesh:
     services: dict[str, VersionedService] = field(default_factory=dict)
     traffic: dict[str, TrafficSplit] = field(default_factory=dict)
     deny_by_default: dict[str, DenyByDefault] = field(default_factory=dict)
+    ingresses: dict[str, Ingress] = field(default_factory=dict)
 
 
 def secret_config() -> pulumi.Output[Any] | None:
@@ -83,6 +86,11 @@ def build_mesh(
         backend = VersionedService(name, args, opts)
         mesh.services[name] = backend
         mesh.traffic[name] = TrafficSplit(name, TrafficSplitArgs(svc, backend, on_error=on_error), opts)
+    for name, ingress in stack.ingresses.items():
+        backends = {route.service: mesh.services[route.service] for route in ingress.routes}
+        mesh.ingresses[name] = Ingress(
+            name, IngressArgs(ingress, backends, mesh.namespaces.get(ingress.namespace), on_error), opts
+        )
     for name, ns_spec in stack.namespaces.items():
         if ns_spec.default_deny:
             allow_policies: list[pulumi.Resource] = [
@@ -118,7 +126,8 @@ def main(read_deployed: Callable[[str], Mapping[str, Any]] = last_deployed_outpu
     try:
         # Config errors are raised here; its warnings join the rollout findings.
         stack, warnings = analyze_stack(engine_config_keys(engine_config()), ENGINE_SOURCE)
-        findings = warnings + check_rollout(stack, read_deployed(stack_name))
+        deployed = read_deployed(stack_name)
+        findings = warnings + check_rollout(stack, deployed)
         errors = errors_only(findings)
         if errors:
             raise ConfigError(errors, f"rollout step of stack {stack_name!r}")
@@ -129,5 +138,6 @@ def main(read_deployed: Callable[[str], Mapping[str, Any]] = last_deployed_outpu
         pulumi.log.warn(str(warning))
     provider = kubernetes_provider(stack_name)
     build_mesh(stack, pulumi.ResourceOptions(provider=provider), secret_config(), explain_failures_hook())
-    for key, value in stack_summary(stack).items():
+    # What the next run reads back as `deployed`: the traffic in force, and the weights to roll back to.
+    for key, value in deployment_outputs(stack, deployed).items():
         pulumi.export(key, value)

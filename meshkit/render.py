@@ -42,12 +42,13 @@ KIND_ORDER = (
     "Service",
     "Deployment",
     "DestinationRule",
+    "Gateway",
     "VirtualService",
     "AuthorizationPolicy",
 )
 
 
-def _metadata(name: str, namespace: str | None = None, labels: dict[str, str] | None = None) -> Manifest:
+def object_metadata(name: str, namespace: str | None = None, labels: dict[str, str] | None = None) -> Manifest:
     meta: Manifest = {"name": name}
     if namespace is not None:
         meta["namespace"] = namespace
@@ -63,8 +64,8 @@ def _metadata(name: str, namespace: str | None = None, labels: dict[str, str] | 
 TRAFFIC_OWNED = {"pulumi.com/patchForce": "true"}
 
 
-def _traffic_metadata(name: str, namespace: str) -> Manifest:
-    return {**_metadata(name, namespace), "annotations": dict(TRAFFIC_OWNED)}
+def traffic_metadata(name: str, namespace: str) -> Manifest:
+    return {**object_metadata(name, namespace), "annotations": dict(TRAFFIC_OWNED)}
 
 
 def deployment_name(service: str, version: str) -> str:
@@ -87,7 +88,7 @@ def namespace_manifest(name: str, spec: NamespaceSpec) -> Manifest:
     return {
         "apiVersion": "v1",
         "kind": "Namespace",
-        "metadata": _metadata(name, labels={**spec.labels, **injection_labels(spec)}),
+        "metadata": object_metadata(name, labels={**spec.labels, **injection_labels(spec)}),
     }
 
 
@@ -96,7 +97,7 @@ def peer_authentication_manifest(name: str, spec: NamespaceSpec) -> Manifest:
     return {
         "apiVersion": ISTIO_SECURITY,
         "kind": "PeerAuthentication",
-        "metadata": _metadata("default", name),
+        "metadata": object_metadata("default", name),
         "spec": {"mtls": {"mode": spec.mtls}},
     }
 
@@ -107,7 +108,7 @@ def allow_nothing_manifest(name: str) -> Manifest:
     return {
         "apiVersion": ISTIO_SECURITY,
         "kind": "AuthorizationPolicy",
-        "metadata": _metadata("allow-nothing", name),
+        "metadata": object_metadata("allow-nothing", name),
         "spec": {"action": "ALLOW"},
     }
 
@@ -204,7 +205,7 @@ def deployment_manifest(service: str, svc: ServiceSpec, version_name: str) -> Ma
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": _metadata(deployment_name(service, version_name), svc.namespace, labels),
+        "metadata": object_metadata(deployment_name(service, version_name), svc.namespace, labels),
         "spec": {
             "replicas": version.replicas,
             # The selector is immutable in Kubernetes: it must never depend on anything but the names.
@@ -226,7 +227,7 @@ def service_account_manifest(service: str, svc: ServiceSpec) -> Manifest:
     return {
         "apiVersion": "v1",
         "kind": "ServiceAccount",
-        "metadata": _metadata(service, svc.namespace, {"app": service}),
+        "metadata": object_metadata(service, svc.namespace, {"app": service}),
         "automountServiceAccountToken": False,
     }
 
@@ -247,7 +248,7 @@ def secret_manifest(service: str, svc: ServiceSpec) -> Manifest | None:
     return {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": _metadata(secrets_name(service), svc.namespace, {"app": service}),
+        "metadata": object_metadata(secrets_name(service), svc.namespace, {"app": service}),
         "type": "Opaque",
         "stringData": dict.fromkeys(names, REDACTED),
     }
@@ -269,7 +270,7 @@ def service_manifest(service: str, svc: ServiceSpec) -> Manifest:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": _metadata(service, svc.namespace, {"app": service}),
+        "metadata": object_metadata(service, svc.namespace, {"app": service}),
         "spec": {"type": "ClusterIP", "selector": {"app": service}, "ports": ports},
     }
 
@@ -282,7 +283,7 @@ def destination_rule_manifest(service: str, svc: ServiceSpec) -> Manifest:
     return {
         "apiVersion": ISTIO_NETWORKING,
         "kind": "DestinationRule",
-        "metadata": _traffic_metadata(service, svc.namespace),
+        "metadata": traffic_metadata(service, svc.namespace),
         "spec": {
             "host": service,
             "trafficPolicy": {"tls": {"mode": svc.traffic.tls}},
@@ -291,7 +292,7 @@ def destination_rule_manifest(service: str, svc: ServiceSpec) -> Manifest:
     }
 
 
-def _string_match(match: StringMatch) -> Manifest:
+def string_match(match: StringMatch) -> Manifest:
     return match.model_dump(exclude_none=True)
 
 
@@ -299,9 +300,9 @@ def _match(match: RequestMatch) -> list[Manifest]:
     condition: Manifest = {}
     headers = match.header_matches()
     if headers:
-        condition["headers"] = {name: _string_match(m) for name, m in headers.items()}
+        condition["headers"] = {name: string_match(m) for name, m in headers.items()}
     if match.uri is not None:
-        condition["uri"] = _string_match(match.uri)
+        condition["uri"] = string_match(match.uri)
     return [condition]
 
 
@@ -423,7 +424,7 @@ def virtual_service_manifest(service: str, svc: ServiceSpec) -> Manifest:
     return {
         "apiVersion": ISTIO_NETWORKING,
         "kind": "VirtualService",
-        "metadata": _traffic_metadata(service, svc.namespace),
+        "metadata": traffic_metadata(service, svc.namespace),
         "spec": {"hosts": [service], "http": http_rules(service, svc)},
     }
 
@@ -455,7 +456,7 @@ def authorization_policy_manifest(service: str, svc: ServiceSpec, principals: di
     return {
         "apiVersion": ISTIO_SECURITY,
         "kind": "AuthorizationPolicy",
-        "metadata": _metadata(service, svc.namespace),
+        "metadata": object_metadata(service, svc.namespace),
         "spec": spec,
     }
 
@@ -487,10 +488,14 @@ def manifest_key(manifest: Manifest) -> tuple[int, str, str]:
 
 def render_stack(stack: StackConfig) -> list[Manifest]:
     """Every manifest of a stack, sorted by kind, namespace and name."""
+    # The ingresses build on this module's route rules (meshkit/ingress.py imports it), hence imported here.
+    from .ingress import ingress_manifests
+
     manifests = [m for name, spec in stack.namespaces.items() for m in namespace_manifests(name, spec)]
     principals = caller_principals(stack)
     for name, svc in stack.services.items():
         manifests += service_manifests(name, svc, principals)
+    manifests += ingress_manifests(stack)
     return sorted(manifests, key=manifest_key)
 
 

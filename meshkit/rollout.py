@@ -15,11 +15,25 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .analysis import format_path
 from .errors import ConfigError, Finding
-from .models import UNION_TAGS, FaultRule, Mirror, Retries, RouteRule, ServiceSpec, StackConfig
+from .models import (
+    UNION_TAGS,
+    FaultRule,
+    IngressSpec,
+    Mirror,
+    Retries,
+    RouteRule,
+    ServiceSpec,
+    StackConfig,
+    StringMatch,
+)
 
 
 def _dump(model: Any) -> Any:
     return model.model_dump(by_alias=True, exclude_none=True, exclude_defaults=True) if model else None
+
+
+PREVIOUS_WEIGHTS = "previousWeights"
+"""The output key, per service, of the weights before the last deployed weight change."""
 
 
 def service_summary(svc: ServiceSpec) -> dict[str, Any]:
@@ -41,12 +55,71 @@ def service_summary(svc: ServiceSpec) -> dict[str, Any]:
     return {key: value for key, value in summary.items() if value is not None}
 
 
+def ingress_summary(spec: IngressSpec) -> dict[str, Any]:
+    """What a stack output reports per ingress: where it listens, and which paths go to which service."""
+    summary: dict[str, Any] = {"namespace": spec.namespace, "hosts": list(spec.hosts), "port": spec.listen_port}
+    if spec.tls is not None:
+        summary["tls"] = spec.tls.credential_name
+    summary["routes"] = [_ingress_route(route.service, route.paths, route.port) for route in spec.routes]
+    return summary
+
+
+def _ingress_route(service: str, paths: list[StringMatch], port: int | None) -> dict[str, Any]:
+    route: dict[str, Any] = {"service": service, "paths": [_dump(path) for path in paths]}
+    if port is not None:
+        route["port"] = port
+    return route
+
+
 def stack_summary(stack: StackConfig) -> dict[str, Any]:
-    """The stack outputs of a deployment of ``stack`` (``pulumi stack output --json`` reads them back)."""
-    return {
+    """The stack outputs of a deployment of ``stack`` (``pulumi stack output --json`` reads them back),
+    without what only the deployed state knows (:func:`deployment_outputs` adds it)."""
+    summary: dict[str, Any] = {
         "services": {name: service_summary(svc) for name, svc in stack.services.items()},
         "production": stack.production,
     }
+    if stack.ingresses:
+        summary["ingresses"] = {name: ingress_summary(spec) for name, spec in stack.ingresses.items()}
+    return summary
+
+
+# --- the weights to roll back to --------------------------------------------------------------------
+
+
+def _routing(weights: Mapping[str, Any]) -> dict[str, int]:
+    """The versions that get traffic, with their percent: what a weight change changes. A version at 0
+    that is added or removed (a canary declared, a version retired) moves no request."""
+    return {version: int(weight) for version, weight in weights.items() if weight}
+
+
+def previous_weights(stack: StackConfig, deployed: Mapping[str, Any] | None) -> dict[str, dict[str, int]]:
+    """Per service, the default-route weights it had before the most recent deployment that changed them,
+    for ``meshkit step --rollback``: a deployment of ``stack`` over ``deployed`` (the last outputs) that
+    changes a service's weights records the deployed ones; one that does not carries the record forward.
+    A service without a record is left out: its first deployment, no weight change since, or outputs
+    written before meshkit kept the record."""
+    services = (deployed or {}).get("services") or {}
+    found: dict[str, dict[str, int]] = {}
+    for name, svc in stack.services.items():
+        last = services.get(name)
+        if last is None:
+            continue
+        weights = {version: int(weight) for version, weight in (last.get("weights") or {}).items()}
+        if _routing(weights) != _routing(svc.default_weights()):
+            found[name] = weights
+        elif last.get(PREVIOUS_WEIGHTS) is not None:
+            found[name] = {version: int(weight) for version, weight in last[PREVIOUS_WEIGHTS].items()}
+    return found
+
+
+def deployment_outputs(stack: StackConfig, deployed: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The stack outputs the program exports when it deploys ``stack`` over ``deployed`` (the last
+    outputs; None or {} before the first deployment): :func:`stack_summary`, and per service the weights
+    to roll back to (``previousWeights``) where there are any."""
+    summary = stack_summary(stack)
+    for name, weights in previous_weights(stack, deployed).items():
+        summary["services"][name][PREVIOUS_WEIGHTS] = weights
+    return summary
 
 
 # --- stack outputs read back ------------------------------------------------------------------------
@@ -73,11 +146,29 @@ class _ServiceOutputs(_Outputs):
     timeout: str | None = None
     retries: Retries | None = None
     mirror: Mirror | None = None
+    # Absent in outputs of a first deployment, and in those of meshkit versions before it was recorded.
+    previous_weights: dict[str, int] | None = Field(default=None, alias=PREVIOUS_WEIGHTS)
+
+
+class _IngressRouteOutputs(_Outputs):
+    service: str
+    paths: list[StringMatch] = Field(default_factory=list)
+    port: int | None = None
+
+
+class _IngressOutputs(_Outputs):
+    namespace: str
+    hosts: list[str] = Field(default_factory=list)
+    port: int
+    tls: str | None = None
+    routes: list[_IngressRouteOutputs] = Field(default_factory=list)
 
 
 class _StackOutputs(_Outputs):
     services: dict[str, _ServiceOutputs] = Field(default_factory=dict)
     production: bool = False
+    # Absent in outputs of stacks without ingresses, and of meshkit versions before them.
+    ingresses: dict[str, _IngressOutputs] = Field(default_factory=dict)
 
 
 OUTPUTS_FIX = "save them with `pulumi stack output --json > FILE` from the stack's last deployment"
@@ -124,9 +215,22 @@ def summary_from_outputs(outputs: object, source: str) -> dict[str, Any]:
             "timeout": svc.timeout,
             "retries": _dump(svc.retries),
             "mirror": _dump(svc.mirror),
+            PREVIOUS_WEIGHTS: None if svc.previous_weights is None else dict(svc.previous_weights),
         }
         services[name] = {key: value for key, value in summary.items() if value is not None}
-    return {"services": services, "production": parsed.production}
+    result: dict[str, Any] = {"services": services, "production": parsed.production}
+    if parsed.ingresses:
+        result["ingresses"] = {
+            name: {
+                "namespace": ingress.namespace,
+                "hosts": list(ingress.hosts),
+                "port": ingress.port,
+                **({"tls": ingress.tls} if ingress.tls is not None else {}),
+                "routes": [_ingress_route(route.service, route.paths, route.port) for route in ingress.routes],
+            }
+            for name, ingress in parsed.ingresses.items()
+        }
+    return result
 
 
 # --- the checks --------------------------------------------------------------------------------------

@@ -111,6 +111,31 @@ def last_deployed_outputs(stack: str) -> dict[str, Any]:
     return _outputs(result.stdout or b"{}", f"outputs of stack {stack!r} (pulumi stack output --json)")
 
 
+def stack_export(stack: str) -> Any:
+    """The stack's deployed state (``pulumi stack export``: every resource's inputs and outputs, secrets
+    encrypted), read with the Pulumi CLI so that the same backend and credentials apply as for ``up``."""
+    result = _run(
+        ["pulumi", "stack", "export", "--stack", stack],
+        "the pulumi CLI is not on PATH (run `make bootstrap`, then use .venv/bin)",
+        300,
+    )
+    if result.returncode != 0:
+        raise MeshkitError(
+            f"cannot read the deployed state of stack {stack!r}: {_text(result.stderr) or _text(result.stdout)}"
+        )
+    return read_export(result.stdout, f"the state of stack {stack!r} (pulumi stack export)")
+
+
+def read_export(data: bytes, source: str) -> Any:
+    """A ``pulumi stack export`` document from its bytes (its shape is checked by the reader)."""
+    try:
+        return json.loads(decode_text(data))
+    except RecursionError:
+        raise MeshkitError(f"{source}: not a `pulumi stack export` (JSON nested too deeply)") from None
+    except ValueError as error:
+        raise MeshkitError(f"{source}: not a `pulumi stack export` (not JSON: {error})") from None
+
+
 def _outputs(data: bytes, source: str) -> dict[str, Any]:
     def refused(message: str) -> ConfigError:
         return ConfigError([Finding("(file)", "MK008", message, OUTPUTS_FIX)], source, outcome=OUTPUTS_OUTCOME)

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from meshkit.cli import app
 from meshkit.config import load_stack_file
 from meshkit.render import manifests_to_yaml, render_stack
-from meshkit.rollout import stack_summary
+from meshkit.rollout import deployment_outputs, stack_summary
 
 from .goldens import assert_matches_golden
 from .scenario_data import REPO, SCENARIOS, scenario
@@ -294,6 +294,8 @@ def test_step_refusals_name_the_problem(repo: Path, args: list[str], message: st
 @pytest.mark.parametrize("args", [
     ["nginx"], ["nginx", "v2=10", "--promote"], ["nginx", "v2"], ["nginx", "--add", "v3"],
     ["nginx", "--image", "nginx:1.16"], ["nginx", "v2=10", "--weight", "10"], ["nginx", "--add", "v3", "v2=10"],
+    ["nginx", "--rollback", "v2=10"], ["nginx", "--rollback", "--promote"], ["nginx", "--deployed", "outputs.json"],
+    ["nginx", "v2=10", "--deployed", "outputs.json"],
 ])  # fmt: skip
 def test_step_usage_errors_exit_2(repo: Path, args: list[str]) -> None:
     assert meshkit("step", "prod", *args).exit_code == 2
@@ -374,6 +376,145 @@ def test_step_add_of_an_unpinned_image_outside_production_is_a_warning(repo: Pat
     assert "image: nginx\n" in stack_file.read_text()
 
 
+# --- step --rollback ---------------------------------------------------------------------------------
+
+
+def _deployed(path: Path, *steps: str, edit: Any = None) -> Path:
+    """Saved outputs (``pulumi stack output --json``) after deploying scenario steps one after the other,
+    as the program exports them; ``edit(config)`` changes the last step's config first."""
+    outputs: dict[str, Any] | None = None
+    for i, step in enumerate(steps):
+        config = scenario(step)
+        if edit is not None and i == len(steps) - 1:
+            config = edit(config)
+        outputs = json.loads(json.dumps(deployment_outputs(config, outputs)))
+    path.write_text(json.dumps(outputs))
+    return path
+
+
+def test_step_rollback_undoes_the_last_deployed_weight_change(repo: Path) -> None:
+    stack_file = repo / "stacks" / "Pulumi.prod.yaml"
+    reviewed = stack_file.read_bytes()  # A3 with comments: v1 70, v2 30
+    assert meshkit("step", "prod", "nginx", "v2=80").exit_code == 0  # the bad canary step, deployed:
+    outputs = _deployed(repo / "outputs.json", "A2", "A3", "A4")
+    result = meshkit("step", "prod", "nginx", "--rollback", "--deployed", str(outputs))
+    assert result.exit_code == 0, result.output
+    assert f"'nginx' back to its weights before its last deployed weight change, from the outputs in {outputs}" in (
+        result.output
+    )
+    rows = [line.split() for line in result.output.splitlines() if line.startswith("nginx")]
+    assert rows == [["nginx", "weight", "v1", "20", "→", "70"], ["nginx", "weight", "v2", "80", "→", "30"]]
+    # Only the two weight values changed back: comments, order and layout are the reviewed file's.
+    assert stack_file.read_bytes() == reviewed
+    # Make-before-break rules pass against the deployment it undoes, and against main.
+    assert meshkit("check", "prod", "--deployed", str(outputs)).exit_code == 0
+    assert meshkit("check", "prod").exit_code == 0
+
+
+def test_step_rollback_to_the_weights_the_file_has_already_changes_nothing(repo: Path) -> None:
+    stack_file = repo / "stacks" / "Pulumi.prod.yaml"
+    os.utime(stack_file, ns=(1_000_000_000, 1_000_000_000))
+    before = stack_file.read_bytes()
+    outputs = _deployed(repo / "outputs.json", "A2", "A3", "A4")  # rolled back in the file, not deployed yet
+    result = meshkit("step", "prod", "nginx", "--rollback", "--deployed", str(outputs))
+    assert result.exit_code == 0, result.output
+    assert "'nginx' has the weights it had before its last deployed weight change already (v1=70, v2=30)" in (
+        result.output
+    )
+    assert "no change, nothing written" in result.output and "step written" not in result.output
+    assert stack_file.read_bytes() == before and stack_file.stat().st_mtime_ns == 1_000_000_000
+
+
+def _without_v1_replicas(config: Any) -> Any:
+    raw = config.model_dump(by_alias=True, exclude_defaults=True)
+    raw["services"]["nginx"]["versions"]["v1"]["replicas"] = 0
+    return type(config).model_validate(raw)
+
+
+@pytest.mark.parametrize(("file_step", "deployed_steps", "expected"), [
+    # Nothing deployed yet: `pulumi stack output --json` prints {}.
+    ("A4", (), ["error MK505 services.nginx.traffic.weights: no deployment of 'nginx' is recorded in the outputs "
+                "in ", "(they hold no services: no deployment yet)"]),
+    # nginx deployed once, at 70/30: no weight change to undo.
+    ("A4", ("A3",), ["error MK505 services.nginx.traffic.weights: the outputs in ",
+                     "record no earlier weights of 'nginx': its weights (v1=70, v2=30) have not changed since its "
+                     "first deployment"]),
+    # v1 was retired (A6) after v2 took over (A5): rolling back to 20/80 needs v1 again.
+    ("A6", ("A3", "A4", "A5", "A6"), ["error MK506 services.nginx.versions: the rollback would send 20% to version "
+                                      "'v1', which the stack file no longer declares; fix: re-add it first, at 0%: "
+                                      "`meshkit step stacks/Pulumi.prod.yaml nginx --add v1 --image IMAGE`"]),
+    # v1 scaled to 0 after v2 took over: its pods are gone.
+    ("A5", ("A3", "A4", "A5"), ["error MK506 services.nginx.versions.v1.replicas: the rollback would send 20% to "
+                                "version 'v1', which has replicas: 0 (on its way out); fix: give 'v1' its replicas "
+                                "back first (e.g. replicas: 2)"]),
+])  # fmt: skip
+def test_step_rollback_refusals_write_nothing(
+    repo: Path, file_step: str, deployed_steps: tuple[str, ...], expected: list[str]
+) -> None:
+    stack_file = repo / "stacks" / "Pulumi.prod.yaml"
+    _use_step(repo, "prod", file_step)
+    if "replicas: 0" in expected[0]:
+        stack_file.write_text(stack_file.read_text().replace("replicas: 2", "replicas: 0"))
+    outputs = repo / "outputs.json"
+    if deployed_steps:
+        _deployed(outputs, *deployed_steps)
+    else:
+        outputs.write_text("{}")
+    before = stack_file.read_bytes()
+    result = meshkit("step", "prod", "nginx", "--rollback", "--deployed", str(outputs))
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("stacks/Pulumi.prod.yaml: 1 problem(s), the step was not written:")
+    assert all(fragment in result.output for fragment in expected), result.output
+    assert stack_file.read_bytes() == before
+
+
+def test_step_rollback_to_a_retired_version_after_re_adding_it(repo: Path) -> None:
+    """MK506's fix: re-add the version at 0% and roll back, in one reviewed change; it passes `check`."""
+    stack_file = repo / "stacks" / "Pulumi.prod.yaml"
+    _use_step(repo, "prod", "A6")
+    outputs = _deployed(repo / "outputs.json", "A3", "A4", "A5", "A6")
+    assert meshkit("step", "prod", "nginx", "--add", "v1", "--image", "nginx:1.14", "--replicas", "2").exit_code == 0
+    result = meshkit("step", "prod", "nginx", "--rollback", "--deployed", str(outputs))
+    assert result.exit_code == 0, result.output
+    nginx = yaml.safe_load(stack_file.read_text())["config"]["meshkit:services"]["nginx"]
+    assert nginx["traffic"]["weights"] == {"v1": 20, "v2": 80}
+    assert meshkit("check", "prod", "--deployed", str(outputs)).exit_code == 0
+
+
+def test_step_rollback_is_checked_against_the_deployment_it_undoes(repo: Path) -> None:
+    """maxStep counts from what is deployed (20/80), not from an undeployed edit of the file (50/50)."""
+    stack_file = repo / "stacks" / "Pulumi.prod.yaml"
+    _use_step(repo, "prod", "A4")
+    text = stack_file.read_text().replace("v1: 20\n", "v1: 50\n").replace("v2: 80\n", "v2: 50\n")
+    stack_file.write_text(text.replace("config:\n", "config:\n  meshkit:maxStep: 25\n", 1))
+    before = stack_file.read_bytes()
+    outputs = _deployed(repo / "outputs.json", "A3", "A4")
+    result = meshkit("step", "prod", "nginx", "--rollback", "--deployed", str(outputs))
+    assert result.exit_code == 1, result.output
+    assert "MK502 services.nginx.traffic.weights.v1: moves 'v1' from 20% to 70%, a step of 50 over maxStep 25" in (
+        result.output
+    )
+    assert stack_file.read_bytes() == before
+
+
+def test_step_rollback_reads_the_last_deployment_with_pulumi(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without --deployed, the outputs come from `pulumi stack output --json`, as for `plan --base deployed`."""
+    _use_step(repo, "prod", "A4")
+    outputs = _deployed(repo.parent / "outputs.json", "A2", "A3", "A4")
+    bin_dir = repo.parent / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "pulumi"
+    fake.write_text(f'#!/bin/sh\necho "$@" > {repo.parent / "args"}\ncat {outputs}\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    result = meshkit("step", "prod", "nginx", "--rollback")
+    assert result.exit_code == 0, result.output
+    assert "from the outputs of stack 'prod'" in result.output
+    assert (repo.parent / "args").read_text().split() == ["stack", "output", "--json", "--stack", "prod"]
+    weights = yaml.safe_load((repo / "stacks" / "Pulumi.prod.yaml").read_text())["config"]["meshkit:services"]
+    assert weights["nginx"]["traffic"]["weights"] == {"v1": 70, "v2": 30}
+
+
 # --- render and graph --------------------------------------------------------------------------------
 
 
@@ -391,8 +532,9 @@ def test_render_to_a_directory_writes_one_file_per_object(repo: Path) -> None:
     files = sorted((repo / "out").iterdir())
     objects = [yaml.safe_load(f.read_text()) for f in files]
     expected = render_stack(load_stack_file(repo / "stacks" / "Pulumi.dev.yaml"))
-    assert len(files) == len(expected) == 27
+    assert len(files) == len(expected) == 29  # 27 objects of the services, the ingress Gateway and its routes
     assert (repo / "out" / "virtualservice-bookinfo-ratings.yaml").exists()
+    assert (repo / "out" / "gateway-bookinfo-bookinfo-gateway.yaml").exists()
     assert sorted(objects, key=str) == sorted(expected, key=str)
 
 

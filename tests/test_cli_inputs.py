@@ -46,6 +46,7 @@ COMMANDS = {
     "check": ["check", "{stack}"],
     "plan": ["plan", "{stack}", "--base-file", "{outputs}"],
     "step": ["step", "{stack}", "nginx", "v2=40"],
+    "step-rollback": ["step", "{stack}", "nginx", "--rollback", "--deployed", "{outputs}"],
     "render": ["render", "{stack}"],
     "graph": ["graph", "{stack}"],
 }
@@ -81,7 +82,7 @@ def test_a_bad_stack_file_is_a_coded_error_naming_the_file(tmp_path: Path, comma
         assert expected in result.stdout and str(stack) in result.stdout
     else:
         assert expected in result.stderr and result.stderr.startswith(f"{stack}: ")
-    if content is not None and command == "step":
+    if content is not None and command.startswith("step"):
         assert stack.read_bytes() == content, "nothing written"
 
 
@@ -107,6 +108,14 @@ BAD_OUTPUTS: dict[str, tuple[Any, str]] = {
         {"services": {"nginx": {"namespace": "demo", "versions": {"v1": {"replicas": 2}}}}},
         "services.nginx.versions.v1.image",
     ),
+    "previous weights that are a list": (
+        {"services": {"nginx": {"namespace": "demo", "previousWeights": [70, 30]}}},
+        "services.nginx.previousWeights",
+    ),
+    "a previous weight that is no number": (
+        {"services": {"nginx": {"namespace": "demo", "previousWeights": {"v1": "most"}}}},
+        "services.nginx.previousWeights.v1",
+    ),
     "a route without a destination": (
         {"services": {"nginx": {"namespace": "demo", "routes": [{"match": {"uri": {"prefix": "/"}}}]}}},
         "services.nginx.routes[0]",
@@ -117,10 +126,14 @@ BAD_OUTPUTS: dict[str, tuple[Any, str]] = {
 }
 
 
-OUTPUTS_COMMANDS = [["check", "{stack}", "--deployed", "{outputs}"], ["plan", "{stack}", "--base-file", "{outputs}"]]
+OUTPUTS_COMMANDS = [
+    ["check", "{stack}", "--deployed", "{outputs}"],
+    ["plan", "{stack}", "--base-file", "{outputs}"],
+    ["step", "{stack}", "nginx", "--rollback", "--deployed", "{outputs}"],
+]
 
 
-@pytest.mark.parametrize("command", OUTPUTS_COMMANDS, ids=["check", "plan"])
+@pytest.mark.parametrize("command", OUTPUTS_COMMANDS, ids=["check", "plan", "step-rollback"])
 @pytest.mark.parametrize("bad", BAD_OUTPUTS, ids=list(BAD_OUTPUTS))
 def test_saved_outputs_of_the_wrong_shape_are_an_mk008(tmp_path: Path, command: list[str], bad: str) -> None:
     value, path = BAD_OUTPUTS[bad]
@@ -131,6 +144,7 @@ def test_saved_outputs_of_the_wrong_shape_are_an_mk008(tmp_path: Path, command: 
     result = _invoke(command, stack=stack, outputs=outputs)
     assert result.stderr.startswith(f"{outputs}: ") and f"error MK008 {path}: " in result.stderr
     assert result.stdout == ""
+    assert stack.read_text(encoding="utf-8") == A3, "nothing written"
 
 
 @pytest.mark.parametrize("kind", ["missing", "a directory"])

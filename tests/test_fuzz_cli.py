@@ -27,14 +27,20 @@ from typer.testing import CliRunner
 from meshkit.cli import app
 from meshkit.config import load_stack_file
 from meshkit.engine_yaml import read_yaml
-from meshkit.rollout import stack_summary
+from meshkit.rollout import deployment_outputs, stack_summary
 
 from .scenario_data import REPO, SCENARIOS
 
 SEED_FILES = sorted((REPO / "stacks").glob("Pulumi.*.yaml")) + sorted(SCENARIOS.glob("*.yaml"))
 SEED_BYTES = [path.read_bytes() for path in SEED_FILES]
 SEED_DOCUMENTS = [read_yaml(data.decode(), sort_keys=False).document for data in SEED_BYTES]
-SEED_OUTPUTS = [stack_summary(load_stack_file(path)) for path in SEED_FILES]
+SEED_OUTPUTS = [stack_summary(load_stack_file(path)) for path in SEED_FILES] + [
+    # with previousWeights: each canary step deployed over the one before
+    deployment_outputs(
+        load_stack_file(SCENARIOS / f"{after}.yaml"), stack_summary(load_stack_file(SCENARIOS / f"{before}.yaml"))
+    )
+    for before, after in [("A2", "A3"), ("A3", "A4"), ("A4", "A5"), ("A5", "A6"), ("B4", "B5")]
+]
 
 # How many inputs a run tries: 1000 take about 12 s. MESHKIT_FUZZ_EXAMPLES=10000 for a longer hunt.
 EXAMPLES = int(os.environ.get("MESHKIT_FUZZ_EXAMPLES", "1000"))
@@ -187,6 +193,7 @@ COMMANDS = [
     ["step", "{stack}", "{service}", "--promote"],
     ["step", "{stack}", "{service}", "--take-over", "v1"],
     ["step", "{stack}", "{service}", "--retire", "v1"],
+    ["step", "{stack}", "{service}", "--rollback", "--deployed", "{outputs}"],
     ["render", "{stack}"],
     ["render", "{stack}", "-o", "{out}"],
     ["graph", "{stack}"],

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pulumi
 import pytest
 
 from meshkit.analysis import validate_stack
+from meshkit.errors import ConfigError
 from meshkit.program import main
-from meshkit.rollout import check_rollout, stack_summary
+from meshkit.rollout import check_rollout, deployment_outputs, previous_weights, stack_summary, summary_from_outputs
 
 from .pulumi_mocks import pulumi_mocks
 from .scenario_data import nginx_stack, scenario, scenario_raw
@@ -68,3 +70,72 @@ def test_unsafe_step_registers_nothing() -> None:
         run(lambda: main(read_deployed=lambda stack: _deployed("A4")))
     assert "MK501 services.nginx.versions" in str(info.value)
     assert run.recorder.registrations == []
+
+
+# --- the weights to roll back to (previousWeights) ----------------------------------------------------
+
+
+def _deploy(*steps: str, start: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The outputs after deploying scenario steps one after the other, each read back as the next run of
+    the program reads its last outputs (JSON through ``summary_from_outputs``)."""
+    outputs = start
+    for step in steps:
+        exported = json.loads(json.dumps(deployment_outputs(scenario(step), outputs)))
+        outputs = summary_from_outputs(exported, f"outputs after {step}")
+    assert outputs is not None
+    return outputs
+
+
+def test_first_deployment_records_no_previous_weights() -> None:
+    assert previous_weights(scenario("A3"), None) == previous_weights(scenario("A3"), {}) == {}
+    assert deployment_outputs(scenario("A3"), None) == stack_summary(scenario("A3"))
+
+
+def test_a_weight_change_records_the_weights_deployed_before() -> None:
+    # A2 → A3: v2 arrives at 30%; sleep's weights do not change, so it has no record.
+    assert previous_weights(scenario("A3"), _deploy("A2")) == {"nginx": {"v1": 100}}
+    # A3 → A4: 70/30 → 20/80
+    outputs = _deploy("A2", "A3", "A4")
+    assert outputs["services"]["nginx"]["previousWeights"] == {"v1": 70, "v2": 30}
+    assert "previousWeights" not in outputs["services"]["sleep"]
+
+
+def test_a_deployment_that_changes_no_weight_carries_the_record_forward() -> None:
+    changed_image = nginx_stack(traffic={"weights": {"v1": 20, "v2": 80}})  # A4 with another v2 image
+    changed_image["services"]["nginx"]["versions"]["v2"]["image"] = "nginx:1.15.1"
+    after_a4 = _deploy("A2", "A3", "A4")
+    assert previous_weights(validate_stack(changed_image), after_a4) == {"nginx": {"v1": 70, "v2": 30}}
+    # Retiring a version at 0% (A5 → A6) moves no request either: A5's change is still the last one.
+    assert _deploy("A4", "A5", "A6", start=after_a4)["services"]["nginx"]["previousWeights"] == {"v1": 20, "v2": 80}
+    # Redeploying the same file keeps it too.
+    assert _deploy("A4", start=after_a4)["services"]["nginx"]["previousWeights"] == {"v1": 70, "v2": 30}
+
+
+def test_outputs_without_the_record_are_still_read() -> None:
+    older = json.loads(json.dumps(stack_summary(scenario("A3"))))  # a meshkit before previousWeights
+    assert summary_from_outputs(older, "older outputs") == stack_summary(scenario("A3"))
+    # The first weight change after an upgrade records the weights, as any other.
+    assert previous_weights(scenario("A4"), older) == {"nginx": {"v1": 70, "v2": 30}}
+    assert previous_weights(scenario("A3"), older) == {}
+
+
+@pytest.mark.parametrize(("value", "path", "message"), [
+    ([70, 30], "services.nginx.previousWeights", "must be a JSON object"),
+    ({"v1": "most"}, "services.nginx.previousWeights.v1", "valid integer"),
+])  # fmt: skip
+def test_previous_weights_of_the_wrong_shape_are_an_mk008(value: Any, path: str, message: str) -> None:
+    outputs = json.loads(json.dumps(stack_summary(scenario("A3"))))
+    outputs["services"]["nginx"]["previousWeights"] = value
+    with pytest.raises(ConfigError) as info:
+        summary_from_outputs(outputs, "outputs.json")
+    (finding,) = info.value.findings
+    assert (finding.code, finding.path) == ("MK008", path) and message in finding.message, finding
+
+
+def test_program_exports_the_weights_to_roll_back_to(monkeypatch: pytest.MonkeyPatch) -> None:
+    exported: dict[str, Any] = {}
+    monkeypatch.setattr(pulumi, "export", lambda key, value: exported.__setitem__(key, value))
+    with pulumi_mocks(scenario_raw("A4")) as run:
+        run(lambda: main(read_deployed=lambda stack: _deploy("A2", "A3")))
+    assert exported["services"]["nginx"]["previousWeights"] == {"v1": 70, "v2": 30}
+    assert exported["services"]["nginx"]["weights"] == {"v1": 20, "v2": 80}

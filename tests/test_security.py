@@ -103,11 +103,12 @@ def test_unknown_callers_are_refused(rule: dict[str, str], path: str, code: str)
 def test_deny_by_default_namespace() -> None:
     raw = scenario_raw("B1")
     raw["namespaces"]["bookinfo"]["defaultDeny"] = True
+    # Without this, the ingress's requests to productpage would be denied (MK703, tests/bad_configs.yaml).
+    raw["services"]["productpage"]["allowFrom"] = [{"namespace": "istio-system"}]
     stack = validate_stack(raw)
     deny = _objects(stack)[("AuthorizationPolicy", "bookinfo", "allow-nothing")]
     assert deny["spec"] == {"action": "ALLOW"}
-    # productpage has no allow-list, so in a deny-by-default namespace nothing may call it: a warning for
-    # each declared caller that would be cut off, none here since nothing in the stack calls productpage.
+    # A warning for each declared caller a deny-by-default namespace would cut off: none here.
     assert check_stack(stack) == []
     raw["services"]["productpage"]["calls"]["reviews"] = {"timeout": "3s"}
     del raw["services"]["reviews"]["allowFrom"]
@@ -130,6 +131,7 @@ def test_caller_missing_from_the_allow_list_is_a_warning() -> None:
 def test_deny_by_default_waits_for_every_allow_list_of_its_namespace() -> None:
     raw = scenario_raw("B1")
     raw["namespaces"]["bookinfo"]["defaultDeny"] = True
+    raw["services"]["productpage"]["allowFrom"] = [{"namespace": "istio-system"}]
     with pulumi_mocks() as run:
         recorder = run(lambda: build_mesh(validate_stack(raw)))
     deny = recorder.by_name("bookinfo-allow-nothing")

@@ -7,12 +7,15 @@ operations; after it, the rendered manifests must show the step, and a second pr
 from __future__ import annotations
 
 import base64
+import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .engine import PulumiProject, Step, new_project
+from ..scenario_data import scenario_raw, stack_file_text
+from .engine import VENV_BIN, PulumiProject, Step, new_project
 
 pytestmark = pytest.mark.e2e
 
@@ -59,6 +62,10 @@ B_PLANS: dict[str, set[tuple[str, str]]] = {
         *_service_objects("details", "v1", allow_list=True),
         *_service_objects("reviews", "v1", "v2", "v3", allow_list=True),
         *_service_objects("ratings", "v1", allow_list=True),
+        # Istio's bookinfo-gateway: the Gateway, and productpage's routes at it.
+        "bookinfo-gateway",
+        "bookinfo-gateway-gateway",
+        "bookinfo-gateway-ingress-virtualservice",
     ),
     "B2": {("update", "reviews-virtualservice")},
     "B3": {("update", "ratings-virtualservice")},
@@ -132,6 +139,9 @@ def test_scenario_b_bookinfo_routing(tmp_path: Path) -> None:
         )
         if step == "B1":
             assert all(_weights(rendered, s) == {"v1": 100} for s in ("productpage", "details", "reviews", "ratings"))
+            from_outside = rendered["VirtualService/bookinfo-gateway"]["spec"]
+            assert from_outside["gateways"] == ["bookinfo-gateway"] and "Gateway/bookinfo-gateway" in rendered
+            assert from_outside["http"][0]["route"][0]["destination"]["subset"] == "v1"
         if step == "B2":
             assert reviews[0]["route"][0]["destination"]["subset"] == "v2"
             assert reviews[0]["match"][0]["headers"]["cookie"]["regex"] == r"^(.*?;[ \t]*)?(user=jason)([ \t]*;.*)?$"
@@ -179,6 +189,37 @@ def test_retiring_a_version_that_still_has_traffic_is_refused(tmp_path: Path) ->
     _step(project, "A6", A_PLANS["A6"])
 
 
+def test_rollback_step_restores_the_weights_before_the_last_deployed_change(tmp_path: Path) -> None:
+    project = new_project(tmp_path, "rollback")
+    project.use_config("A3")
+    project.up()
+    deployed_a3 = _weights(project.rendered(), "nginx")
+    project.use_config("A4")  # the canary step to undo: 70/30 → 20/80
+    project.up()
+    a4_text = project.stack_file.read_text()
+    outputs = json.loads(project.pulumi("stack", "output", "--json").stdout)
+    assert outputs["services"]["nginx"]["previousWeights"] == {"v1": 70, "v2": 30}
+    assert "previousWeights" not in outputs["services"]["sleep"]  # never changed
+
+    # As a user runs it in the project: the last deployment's outputs come from `pulumi stack output`.
+    result = subprocess.run(
+        [str(VENV_BIN / "meshkit"), "step", "rollback", "nginx", "--rollback"],
+        cwd=project.root, env=project.env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "from the outputs of stack 'rollback'" in result.stdout
+    # Only the two weight values differ from the deployed file (comments and salt line kept).
+    assert project.stack_file.read_text() == a4_text.replace("v1: 20\n", "v1: 70\n").replace("v2: 80\n", "v2: 30\n")
+
+    assert _ops(project.preview()) == {("update", "nginx-virtualservice")}
+    project.up()
+    assert _weights(project.rendered(), "nginx") == deployed_a3 == {"v1": 70, "v2": 30}
+    assert _ops(project.preview()) == set()
+    # The rollback is itself a weight change: a second --rollback would redo the undone step.
+    outputs = json.loads(project.pulumi("stack", "output", "--json").stdout)
+    assert outputs["services"]["nginx"]["previousWeights"] == {"v1": 20, "v2": 80}
+
+
 def test_pulumi_secret_stays_out_of_state_and_outputs(tmp_path: Path) -> None:
     secret = "e2e-s3cr3t-value"
     project = new_project(tmp_path, "secrets")
@@ -204,3 +245,28 @@ def test_pulumi_secret_stays_out_of_state_and_outputs(tmp_path: Path) -> None:
     assert secret not in state and "nginx-secrets" in state
     outputs = project.pulumi("stack", "output", "--json").stdout
     assert secret not in outputs
+
+
+def _nginx_behind_an_ingress(step: str) -> str:
+    raw = scenario_raw(step)
+    raw["ingresses"] = {"shop": {"namespace": "demo", "hosts": ["shop.example.com"], "routes": [{"service": "nginx"}]}}
+    raw["services"]["nginx"]["allowFrom"].append({"namespace": "istio-system"})
+    return stack_file_text(raw)
+
+
+def test_a_canary_step_moves_the_traffic_from_outside_with_the_traffic_from_inside(tmp_path: Path) -> None:
+    project = new_project(tmp_path, "edge")
+    project.use_stack_text(_nginx_behind_an_ingress("A3"))
+    project.up()
+    project.use_stack_text(_nginx_behind_an_ingress("A4"))
+    # One reviewed step, both routes: the service's own and the one bound to the gateway.
+    assert _ops(project.preview()) == {("update", "nginx-virtualservice"), ("update", "shop-ingress-virtualservice")}
+    project.up()
+    rendered = project.rendered()
+    outside = rendered["VirtualService/shop"]["spec"]["http"][-1]["route"]
+    assert (
+        {r["destination"]["subset"]: r["weight"] for r in outside}
+        == _weights(rendered, "nginx")
+        == {"v1": 20, "v2": 80}
+    )
+    assert _ops(project.preview()) == set()

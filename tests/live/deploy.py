@@ -20,10 +20,11 @@ from .kube import MANAGED, Kube, object_path
 ISTIO_GROUPS = ("networking.istio.io/", "security.istio.io/")
 # The API server labels every Namespace with its own name.
 SERVER_SET_LABELS = {"kubernetes.io/metadata.name"}
-DEPLOYMENT, DESTINATION_RULE, VIRTUAL_SERVICE = (
+DEPLOYMENT, DESTINATION_RULE, VIRTUAL_SERVICE, GATEWAY = (
     ("apps/v1", "Deployment"),
     ("networking.istio.io/v1", "DestinationRule"),
     ("networking.istio.io/v1", "VirtualService"),
+    ("networking.istio.io/v1", "Gateway"),
 )
 
 
@@ -34,6 +35,8 @@ def in_namespace(raw: dict[str, Any], namespace: str) -> dict[str, Any]:
     raw["namespaces"] = {namespace: raw["namespaces"][old]}
     for service in raw["services"].values():
         service["namespace"] = namespace
+    for ingress in raw.get("ingresses", {}).values():
+        ingress["namespace"] = namespace
     return raw
 
 

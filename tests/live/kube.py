@@ -24,6 +24,7 @@ MANAGED = {
     ("apps/v1", "Deployment"): "deployments",
     ("networking.istio.io/v1", "DestinationRule"): "destinationrules",
     ("networking.istio.io/v1", "VirtualService"): "virtualservices",
+    ("networking.istio.io/v1", "Gateway"): "gateways",
     ("security.istio.io/v1", "PeerAuthentication"): "peerauthentications",
     ("security.istio.io/v1", "AuthorizationPolicy"): "authorizationpolicies",
 }

@@ -18,6 +18,7 @@ from ..scenario_data import A_STEPS, B_STEPS, scenario
 from .deploy import (
     DEPLOYMENT,
     DESTINATION_RULE,
+    GATEWAY,
     VIRTUAL_SERVICE,
     extra_objects,
     new_live_stack,
@@ -52,7 +53,7 @@ def _walk(steps: list[str], namespace: str, cluster: LocalCluster, kube: Kube, d
     for step in steps:
         config = scenario(step)
         stack.use_step(step)
-        with kube.watching(namespace, DEPLOYMENT, DESTINATION_RULE, VIRTUAL_SERVICE) as recording:
+        with kube.watching(namespace, DEPLOYMENT, DESTINATION_RULE, VIRTUAL_SERVICE, GATEWAY) as recording:
             stack.up()
         recordings[step] = recording
         assert stored_against_render(kube, config) == [], step
@@ -102,6 +103,13 @@ def test_scenario_b_on_a_live_cluster(cluster: LocalCluster, kube: Kube, tmp_pat
         for version in versions:
             ready = b1.first("Deployment", f"{service}-{version}", _available)
             assert ready and ready.resource_version < created.resource_version, service
+    # The route from outside (Istio's bookinfo-gateway) waits for its Gateway and for productpage's pods.
+    from_outside = b1.first("VirtualService", "bookinfo-gateway", lambda e: e.type == "ADDED")
+    gateway = b1.first("Gateway", "bookinfo-gateway", lambda e: e.type == "ADDED")
+    ready = b1.first("Deployment", "productpage-v1", _available)
+    assert from_outside and gateway and ready, b1.events
+    assert gateway.resource_version < from_outside.resource_version
+    assert ready.resource_version < from_outside.resource_version
     # B5 moves reviews to v3 only after v3's pods (deployed since B1) are Available.
     b5 = recordings["B5"]
     to_v3 = b5.first("VirtualService", "reviews", lambda e: "v3" in _routed(e))

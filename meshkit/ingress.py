@@ -1,0 +1,213 @@
+"""Traffic from outside the mesh: for each ingress, an Istio ``Gateway`` and one VirtualService bound to it.
+
+Istio applies a VirtualService bound to a gateway at that gateway only, and a service's own VirtualService
+(bound to ``mesh``) at sidecars only: a request that enters through the ingress gateway never meets the
+service's own rules. So the ingress VirtualService carries, for each exposed service, that service's rules
+(its faults, request routes and weighted default route, from :func:`meshkit.render.http_rules`) with the
+ingress paths added to every match. Both are rendered from one :class:`~meshkit.models.ServiceSpec`, so a
+canary step moves the traffic from inside and from outside in the same update.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+
+from .errors import Finding
+from .models import IngressRoute, IngressSpec, ServiceSpec, StackConfig
+from .render import ISTIO_NETWORKING, Manifest, http_rules, object_metadata, string_match, traffic_metadata
+
+# The cluster's DNS domain. The ingress VirtualService lives in its own namespace, where a short host
+# (``reviews``) would mean a service of that namespace, so destinations are written in full.
+CLUSTER_DOMAIN = "cluster.local"
+
+
+def service_host(service: str, svc: ServiceSpec) -> str:
+    return f"{service}.{svc.namespace}.svc.{CLUSTER_DOMAIN}"
+
+
+def route_port(route: IngressRoute, svc: ServiceSpec) -> int | None:
+    """The service port an ingress route sends to: its own, the service's routing port, or the only one."""
+    if route.port is not None:
+        return route.port
+    if svc.traffic.port is not None:
+        return svc.traffic.port
+    return svc.ports[0].port if len(svc.ports) == 1 else None
+
+
+def gateway_manifest(name: str, spec: IngressSpec) -> Manifest:
+    server: Manifest = {
+        "port": {
+            "number": spec.listen_port,
+            "name": "https" if spec.tls else "http",
+            "protocol": "HTTPS" if spec.tls else "HTTP",
+        },
+        "hosts": list(spec.hosts),
+    }
+    if spec.tls is not None:
+        server["tls"] = {"mode": "SIMPLE", "credentialName": spec.tls.credential_name}
+    return {
+        "apiVersion": ISTIO_NETWORKING,
+        "kind": "Gateway",
+        "metadata": object_metadata(name, spec.namespace),
+        "spec": {"selector": dict(sorted(spec.selector.items())), "servers": [server]},
+    }
+
+
+def _at_the_gateway(destination: Manifest, host: str, port: int | None) -> Manifest:
+    moved = {**destination, "host": host}
+    if port is not None:
+        moved["port"] = {"number": port}
+    return moved
+
+
+def _exposed_rule(service: str, rule: Manifest, route: IngressRoute, svc: ServiceSpec) -> Manifest:
+    """One of the service's own rules as the gateway applies it: only for the ingress paths, full hosts."""
+    host, port = service_host(service, svc), route_port(route, svc)
+    paths = [{"uri": string_match(path)} for path in route.paths]
+    # A rule's match blocks are alternatives (OR), the conditions in a block all hold (AND): every block
+    # of the service's rule gets every path, so both the rule's conditions and one path must hold.
+    conditions = rule.get("match", [{}])
+    exposed: Manifest = {}
+    if "name" in rule:
+        exposed["name"] = f"{service}-{rule['name']}"
+    exposed["match"] = [{**condition, **path} for condition in conditions for path in paths]
+    for key, value in rule.items():
+        if key in ("name", "match"):
+            continue
+        if key == "route":
+            value = [{**entry, "destination": _at_the_gateway(entry["destination"], host, port)} for entry in value]
+        elif key == "mirror":
+            value = _at_the_gateway(value, host, port)
+        exposed[key] = value
+    return exposed
+
+
+def ingress_virtual_service_manifest(name: str, spec: IngressSpec, services: Mapping[str, ServiceSpec]) -> Manifest:
+    """The routes bound to the ingress's Gateway: each route's service rules, in the order of ``routes``."""
+    rules = [
+        _exposed_rule(route.service, rule, route, services[route.service])
+        for route in spec.routes
+        for rule in http_rules(route.service, services[route.service])
+    ]
+    return {
+        "apiVersion": ISTIO_NETWORKING,
+        "kind": "VirtualService",
+        "metadata": traffic_metadata(name, spec.namespace),
+        "spec": {"hosts": list(spec.hosts), "gateways": [name], "http": rules},
+    }
+
+
+def ingress_manifests(stack: StackConfig) -> list[Manifest]:
+    return [
+        manifest
+        for name, spec in stack.ingresses.items()
+        for manifest in (gateway_manifest(name, spec), ingress_virtual_service_manifest(name, spec, stack.services))
+    ]
+
+
+# --- checks ------------------------------------------------------------------------------------------
+
+
+def _admits_gateway(stack: StackConfig, svc: ServiceSpec, gateway_namespace: str) -> bool:
+    if svc.allow_from is None:
+        namespace = stack.namespaces.get(svc.namespace)
+        return namespace is None or not namespace.default_deny
+    return any(rule.namespace == gateway_namespace for rule in svc.allow_from)
+
+
+def _hosts_overlap(first: str, second: str) -> bool:
+    def covers(wildcard: str, host: str) -> bool:
+        return wildcard == "*" or (wildcard.startswith("*.") and host.endswith(wildcard[1:]))
+
+    return first == second or covers(first, second) or covers(second, first)
+
+
+def _check_route(stack: StackConfig, name: str, spec: IngressSpec, i: int) -> Iterator[Finding]:
+    route = spec.routes[i]
+    path = f"ingresses.{name}.routes[{i}]"
+    svc = stack.services.get(route.service)
+    if svc is None:
+        yield Finding(
+            f"{path}.service",
+            "MK701",
+            f"routes to service {route.service!r}, which the stack does not declare",
+            f"name a service of the stack ({', '.join(stack.services) or 'none'})",
+            obj=f"VirtualService {name}.{spec.namespace}",
+        )
+        return
+    numbers = [p.port for p in svc.ports]
+    if route.port is not None and route.port not in numbers:
+        yield Finding(
+            f"{path}.port",
+            "MK108",
+            f"port {route.port} is not a port of service {route.service!r}",
+            f"use one of {', '.join(map(str, numbers))}",
+            obj=f"VirtualService {name}.{spec.namespace}",
+        )
+    elif route_port(route, svc) is None:
+        yield Finding(
+            f"{path}.port",
+            "MK108",
+            f"service {route.service!r} exposes {len(numbers)} ports and the ingress route picks none",
+            f"set port to one of {', '.join(map(str, numbers))}",
+            obj=f"VirtualService {name}.{spec.namespace}",
+        )
+    if not _admits_gateway(stack, svc, spec.gateway_namespace):
+        yield Finding(
+            f"{path}.service",
+            "MK703",
+            f"service {route.service!r} does not admit the ingress gateway (namespace {spec.gateway_namespace!r}): "
+            "every request through this ingress would get 403",
+            f"add {{namespace: {spec.gateway_namespace}}} to services.{route.service}.allowFrom",
+            obj=f"AuthorizationPolicy {route.service}.{svc.namespace}",
+        )
+    uri_rules = [r.name or f"routes[{j}]" for j, r in enumerate(svc.traffic.routes) if r.match and r.match.uri]
+    uri_rules += [f.name or f"faults[{j}]" for j, f in enumerate(svc.faults) if f.match and f.match.uri]
+    if uri_rules:
+        yield Finding(
+            f"{path}.paths",
+            "MK704",
+            f"service {route.service!r} already matches on the URI ({', '.join(uri_rules)}), "
+            "and a request matches one URI condition only, so the ingress paths cannot be added to its rules",
+            "match those rules on headers or cookies instead, or expose the service on every path (omit paths)",
+            obj=f"VirtualService {name}.{spec.namespace}",
+        )
+
+
+def check_ingresses(stack: StackConfig) -> Iterator[Finding]:
+    """Every cross-object finding about the stack's ingresses."""
+    seen: list[tuple[str, IngressSpec]] = []
+    for name, spec in stack.ingresses.items():
+        base = f"ingresses.{name}"
+        if spec.namespace not in stack.namespaces:
+            yield Finding(
+                f"{base}.namespace",
+                "MK102",
+                f"namespace {spec.namespace!r} is not declared, so nothing creates it before the Gateway",
+                f"add it under namespaces (declared: {', '.join(stack.namespaces) or 'none'})",
+            )
+        owner = stack.services.get(name)
+        if owner is not None and owner.namespace == spec.namespace:
+            yield Finding(
+                base,
+                "MK706",
+                f"VirtualService {name}.{spec.namespace} would be both service {name!r}'s and this ingress's",
+                "give the ingress another name (e.g. " + f"{name}-gateway)",
+                obj=f"VirtualService {name}.{spec.namespace}",
+            )
+        for i in range(len(spec.routes)):
+            yield from _check_route(stack, name, spec, i)
+        for other_name, other in seen:
+            shared = [
+                host for host in spec.hosts if any(_hosts_overlap(host, other_host) for other_host in other.hosts)
+            ]
+            if other.selector == spec.selector and other.listen_port == spec.listen_port and shared:
+                yield Finding(
+                    f"{base}.hosts",
+                    "MK705",
+                    f"ingress {other_name!r} already serves {', '.join(shared)} on port {spec.listen_port} of the same "
+                    "gateway pods: Istio keeps one of the two servers and drops the other's routes",
+                    "give this ingress other hosts or another port, or put its routes under the other ingress",
+                    obj=f"Gateway {name}.{spec.namespace}",
+                )
+        seen.append((name, spec))

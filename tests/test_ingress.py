@@ -1,0 +1,164 @@
+"""Ingresses: Istio's Bookinfo gateway as meshkit renders it, and a service's routing applied at the gateway.
+
+The refusals (MK701 to MK706, MK210) are cases of tests/bad_configs.yaml.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from meshkit.analysis import validate_stack
+from meshkit.errors import ConfigError
+from meshkit.ingress import service_host
+from meshkit.models import StackConfig
+from meshkit.plan import plan_changes
+from meshkit.program import build_mesh
+from meshkit.render import render_stack, virtual_service_manifest
+from meshkit.rollout import stack_summary, summary_from_outputs
+
+from .pulumi_mocks import pulumi_mocks
+from .scenario_data import SCENARIO_STEPS, scenario, scenario_raw
+
+# The routing of Istio's samples/bookinfo/networking/bookinfo-gateway.yaml (Istio 1.30): a Gateway on the
+# ingress gateway pods, HTTP on 8080 for every host, and these five paths to productpage's port 9080.
+BOOKINFO_PATHS = [
+    {"uri": {"exact": "/productpage"}},
+    {"uri": {"prefix": "/static"}},
+    {"uri": {"exact": "/login"}},
+    {"uri": {"exact": "/logout"}},
+    {"uri": {"prefix": "/api/v1/products"}},
+]
+
+
+def _objects(stack: StackConfig, kind: str) -> dict[str, dict[str, Any]]:
+    return {m["metadata"]["name"]: m for m in render_stack(stack) if m["kind"] == kind}
+
+
+@pytest.mark.parametrize("step", ["B1", "B2", "B3", "B4", "B5"])
+def test_bookinfo_gets_the_routing_of_istios_bookinfo_gateway(step: str) -> None:
+    stack = scenario(step)
+    gateway = _objects(stack, "Gateway")["bookinfo-gateway"]
+    assert gateway["metadata"]["namespace"] == "bookinfo"
+    assert gateway["spec"] == {
+        "selector": {"istio": "ingressgateway"},
+        "servers": [{"port": {"number": 8080, "name": "http", "protocol": "HTTP"}, "hosts": ["*"]}],
+    }
+    routes = _objects(stack, "VirtualService")["bookinfo-gateway"]["spec"]
+    assert routes["hosts"] == ["*"] and routes["gateways"] == ["bookinfo-gateway"]
+    # productpage has one version in every Bookinfo step: every path goes to it, and nothing else does.
+    assert routes["http"] == [
+        {
+            "match": BOOKINFO_PATHS,
+            "route": [
+                {
+                    "destination": {
+                        "host": "productpage.bookinfo.svc.cluster.local",
+                        "subset": "v1",
+                        "port": {"number": 9080},
+                    }
+                }
+            ],
+        }
+    ]
+
+
+def _exposing(step: str, service: str, paths: list[dict[str, str]] | None = None) -> StackConfig:
+    raw = scenario_raw(step)
+    namespace = raw["services"][service]["namespace"]
+    route: dict[str, Any] = {"service": service, **({"paths": paths} if paths else {})}
+    if raw["services"][service].get("allowFrom") is not None:
+        raw["services"][service]["allowFrom"].append({"namespace": "istio-system"})
+    raw["ingresses"] = {"edge": {"namespace": namespace, "hosts": ["shop.example.com"], "routes": [route]}}
+    return validate_stack(raw)
+
+
+@pytest.mark.parametrize("step", [s for s in SCENARIO_STEPS if s.startswith("A") and s != "A0"])
+def test_requests_through_the_ingress_get_the_services_own_weights(step: str) -> None:
+    # Every canary step of scenario A, with nginx exposed: the gateway's route is the mesh route, so a step
+    # moves traffic from outside exactly as it moves traffic from inside.
+    stack = _exposing(step, "nginx")
+    mesh = virtual_service_manifest("nginx", stack.services["nginx"])["spec"]["http"]
+    (edge,) = [m for m in render_stack(stack) if m["kind"] == "VirtualService" and m["metadata"]["name"] == "edge"]
+    assert [rule["match"] for rule in edge["spec"]["http"]] == [[{"uri": {"prefix": "/"}}]] * len(mesh)
+    weights = [[(r["destination"]["subset"], r.get("weight")) for r in rule["route"]] for rule in edge["spec"]["http"]]
+    assert weights == [[(r["destination"]["subset"], r.get("weight")) for r in rule["route"]] for rule in mesh]
+    for rule in edge["spec"]["http"]:
+        for entry in rule["route"]:
+            assert entry["destination"]["host"] == service_host("nginx", stack.services["nginx"])
+            assert entry["destination"]["port"] == {"number": 8080}
+
+
+def test_header_routes_and_faults_apply_at_the_gateway_on_the_ingress_paths_only() -> None:
+    # B4: jason goes to reviews v2, and ratings aborts jason's requests with HTTP 500. Exposing ratings on
+    # /ratings keeps that order: the fault for jason first, then everyone else, each on that path only.
+    stack = _exposing("B4", "ratings", [{"prefix": "/ratings"}])
+    mesh = virtual_service_manifest("ratings", stack.services["ratings"])["spec"]["http"]
+    (edge,) = [m for m in render_stack(stack) if m["kind"] == "VirtualService" and m["metadata"]["name"] == "edge"]
+    rules = edge["spec"]["http"]
+    assert len(rules) == len(mesh) == 2
+    jason, everyone = rules
+    assert jason["fault"] == mesh[0]["fault"]
+    assert jason["match"] == [{**mesh[0]["match"][0], "uri": {"prefix": "/ratings"}}]
+    assert everyone["match"] == [{"uri": {"prefix": "/ratings"}}] and "fault" not in everyone
+
+
+def test_tls_serves_https_with_the_named_credential() -> None:
+    raw = scenario_raw("B1")
+    raw["ingresses"]["bookinfo-gateway"]["tls"] = {"credentialName": "bookinfo-cert"}
+    del raw["ingresses"]["bookinfo-gateway"]["port"]
+    gateway = _objects(validate_stack(raw), "Gateway")["bookinfo-gateway"]
+    assert gateway["spec"]["servers"] == [
+        {
+            "port": {"number": 8443, "name": "https", "protocol": "HTTPS"},
+            "hosts": ["*"],
+            "tls": {"mode": "SIMPLE", "credentialName": "bookinfo-cert"},
+        }
+    ]
+
+
+def _dependencies(recorder: Any, name: str) -> set[str]:
+    return recorder.names_of(recorder.by_name(name).dependencies)
+
+
+def test_the_route_from_outside_waits_for_the_gateway_and_every_routed_version() -> None:
+    with pulumi_mocks() as run:
+        recorder = run(lambda: build_mesh(_exposing("A3", "nginx")))
+    assert _dependencies(recorder, "edge-ingress-virtualservice") == {
+        "edge-gateway",
+        "nginx-destinationrule",
+        "nginx-v1-deployment",
+        "nginx-v2-deployment",
+    }
+    assert "demo-namespace" in _dependencies(recorder, "edge-gateway")
+    # A5: v1 is at 0%, so retiring it (A6) deletes its Deployment without waiting on the route from outside.
+    with pulumi_mocks() as run:
+        recorder = run(lambda: build_mesh(_exposing("A5", "nginx")))
+    assert "nginx-v1-deployment" not in _dependencies(recorder, "edge-ingress-virtualservice")
+
+
+def test_the_plan_shows_a_new_ingress_and_the_weights_it_moves() -> None:
+    added = plan_changes(stack_summary(scenario("A3")), stack_summary(_exposing("A3", "nginx")))
+    assert [(c.service, c.aspect, c.after) for c in added if c.service == "ingress edge"] == [
+        ("ingress edge", "ingress", "http shop.example.com port 8080, namespace demo"),
+        ("ingress edge", "route[0]", "uri^=/ → nginx"),
+    ]
+    # A canary step of an exposed service: its weights move at the gateway too, and the plan says so.
+    step = plan_changes(stack_summary(_exposing("A3", "nginx")), stack_summary(_exposing("A4", "nginx")))
+    assert [(c.service, c.aspect, c.arrow) for c in step if c.service == "ingress edge"] == [
+        ("ingress edge", "weight v1 of nginx", "70 → 20"),
+        ("ingress edge", "weight v2 of nginx", "30 → 80"),
+    ]
+
+
+def test_ingresses_in_the_outputs_read_back_as_written() -> None:
+    summary = stack_summary(scenario("B4"))
+    assert summary_from_outputs(json.loads(json.dumps(summary)), "outputs.json") == summary
+    broken = json.loads(json.dumps(summary))
+    broken["ingresses"]["bookinfo-gateway"]["routes"][0]["paths"] = "/productpage"
+    with pytest.raises(
+        ConfigError, match=r"MK008 ingresses\.bookinfo-gateway\.routes\[0\]\.paths: must be a JSON list"
+    ):
+        summary_from_outputs(broken, "outputs.json")

@@ -198,8 +198,8 @@ class ReviewRecord:
 
         try:
             document = json.loads(text)
-        except ValueError as error:
-            raise refused(f"not JSON: {error}") from None
+        except (ValueError, RecursionError) as error:
+            raise refused(f"not JSON: {error or 'nested too deeply'}") from None
         if not isinstance(document, dict) or document.get("meshkitReview") != RECORD_FORMAT:
             raise refused(f"`meshkitReview` is not {RECORD_FORMAT}")
         try:

@@ -31,6 +31,8 @@ from .render import render_stack
 
 if TYPE_CHECKING:
     from .components import (
+        HTTPRouteSplit,
+        HTTPRouteSplitArgs,
         InjectedNamespace,
         TrafficSplit,
         TrafficSplitArgs,
@@ -45,6 +47,8 @@ _PULUMI_NAMES = {
     "VersionedServiceArgs": "components",
     "TrafficSplit": "components",
     "TrafficSplitArgs": "components",
+    "HTTPRouteSplit": "components",
+    "HTTPRouteSplitArgs": "components",
     "Mesh": "program",
     "build_mesh": "program",
 }
@@ -55,6 +59,8 @@ __all__ = [
     "Delay",
     "FaultRule",
     "Finding",
+    "HTTPRouteSplit",
+    "HTTPRouteSplitArgs",
     "InjectedNamespace",
     "Mesh",
     "MeshkitError",

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ValidationError
 
 from .conformance import conformance_findings
 from .errors import ConfigError, Finding, Severity
+from .gatewayapi import check_gateway_services
 from .gcpause import gc_paused
 from .ingress import check_ingresses
 from .models import (
@@ -145,7 +146,8 @@ def findings_from_validation_error(error: ValidationError, prefix: tuple[str, ..
 
 
 def _vs(name: str, svc: ServiceSpec) -> str:
-    return f"VirtualService {name}.{svc.namespace}"
+    """The object that holds a service's routes: its VirtualService, or its HTTPRoute (``traffic.api: gateway``)."""
+    return f"{'HTTPRoute' if svc.traffic.api == 'gateway' else 'VirtualService'} {name}.{svc.namespace}"
 
 
 def _undeclared_versions(
@@ -495,6 +497,7 @@ def check_stack(stack: StackConfig) -> list[Finding]:
     findings += _check_fault_budgets(stack)
     findings += _check_security(stack)
     findings += check_ingresses(stack)
+    findings += check_gateway_services(stack)
     return sorted(findings)
 
 

@@ -4,7 +4,9 @@ Each component takes ``(name, args, opts=None)`` like Pulumi's own, names its ch
 with ``parent=self``, and expresses the ordering that keeps traffic safe as ``depends_on``:
 
 * a VirtualService waits for the DestinationRule (which holds every subset) and for the Deployment of
-  every version it routes to, so a route never points at a subset or pods that are not there yet;
+  every version it routes to, so a route never points at a subset or pods that are not there yet; an
+  HTTPRoute (``traffic.api: gateway``) likewise waits for the Service and the Deployment of every version
+  it sends to, and in an ambient namespace for the waypoint that applies it;
 * a version that leaves is first dropped from the routes (its weight must already be 0, see
   :mod:`meshkit.analysis`); its Deployment is deleted by the engine only after the updates of the step,
   Pulumi's order for deletions of resources that left the program.
@@ -26,6 +28,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from .errors import MeshkitError
+from .gatewayapi import http_route_manifest, version_service_manifest, waypoint_manifest
 from .ingress import gateway_manifest, ingress_virtual_service_manifest
 from .models import IngressSpec, NamespaceSpec, ServiceSpec
 from .render import (
@@ -41,7 +44,9 @@ from .render import (
     secret_names,
     service_account_manifest,
     service_manifest,
+    version_service_name,
     virtual_service_manifest,
+    waypoint_deny_manifests,
 )
 
 TYPE_PREFIX = "meshkit:index"
@@ -83,7 +88,10 @@ class MeshkitComponent(pulumi.ComponentResource):
 
 class InjectedNamespace(MeshkitComponent):
     """A Namespace whose pods join the mesh: exactly one data-plane label (sidecar, revision or ambient),
-    and its mutual-TLS mode (a PeerAuthentication, STRICT unless the spec says PERMISSIVE)."""
+    and its mutual-TLS mode (a PeerAuthentication, STRICT unless the spec says PERMISSIVE). An ambient
+    namespace whose spec names a ``waypoint`` also gets that waypoint (a Gateway of class ``istio-waypoint``)
+    and the label that sends its services' traffic through it; ``build_mesh`` names it when the spec leaves it
+    automatic (:func:`meshkit.gatewayapi.resolved_namespace`)."""
 
     pulumi_type = f"{TYPE_PREFIX}:InjectedNamespace"
 
@@ -96,9 +104,22 @@ class InjectedNamespace(MeshkitComponent):
         self.peer_authentication = _custom_resource(
             f"{name}-peerauthentication", peer_authentication_manifest(name, args), _child_opts(self, [self.namespace])
         )
+        self.waypoint_name: str | None = (
+            args.waypoint if args.dataplane == "ambient" and isinstance(args.waypoint, str) else None
+        )
+        self.waypoint = (
+            None
+            if self.waypoint_name is None
+            else _custom_resource(
+                f"{name}-waypoint", waypoint_manifest(name, self.waypoint_name), _child_opts(self, [self.namespace])
+            )
+        )
         self.namespace_name: pulumi.Output[str] = _name_of(self.namespace, name)
         # Plain values known from the manifests: cheaper for the engine than awaiting the children's outputs.
-        self.register_outputs({"namespaceName": name, "mtls": args.mtls})
+        outputs: dict[str, str] = {"namespaceName": name, "mtls": args.mtls}
+        if self.waypoint_name is not None:
+            outputs["waypoint"] = self.waypoint_name
+        self.register_outputs(outputs)
 
 
 @dataclass(frozen=True)
@@ -106,6 +127,8 @@ class DenyByDefaultArgs:
     namespace: InjectedNamespace
     allow_policies: list[pulumi.Resource] = field(default_factory=list)
     """The namespace's ALLOW policies: they take effect before the namespace-wide deny does."""
+    trust_domain: str = "cluster.local"
+    """Of the waypoint's identity, when the namespace has one (see :func:`meshkit.render.waypoint_deny_manifests`)."""
 
 
 class DenyByDefault(MeshkitComponent):
@@ -121,6 +144,13 @@ class DenyByDefault(MeshkitComponent):
             allow_nothing_manifest(name),
             _child_opts(self, [args.namespace, *args.allow_policies]),
         )
+        # Behind a waypoint: ztunnel admits the waypoint, which denies what no allow-list allows.
+        waypoint = args.namespace.waypoint_name
+        after_allow_lists = [args.namespace, *args.allow_policies]
+        self.waypoint_policies = [
+            _custom_resource(f"{name}-{manifest['metadata']['name']}", manifest, _child_opts(self, after_allow_lists))
+            for manifest in (waypoint_deny_manifests(name, waypoint, args.trust_domain) if waypoint else [])
+        ]
         self.register_outputs({})
 
 
@@ -140,11 +170,15 @@ class VersionedServiceArgs:
     autoscaled: Collection[str] = ()
     """Versions whose replica count a HorizontalPodAutoscaler owns: the engine ignores changes to their
     ``spec.replicas`` (the spec's count is only the first one), so an ``up`` never undoes a scale-out."""
+    waypoint: str | None = None
+    """The waypoint of the service's ambient namespace, if it has one: the allow-list is attached to the
+    service's Services for the waypoint to enforce (see :func:`meshkit.render.authorization_policy_manifest`)."""
 
 
 class VersionedService(MeshkitComponent):
-    """One Deployment per version, one Service selecting ``app`` only, one DestinationRule of subsets;
-    its own ServiceAccount, its callers' allow-list (AuthorizationPolicy) and the Secret its env uses."""
+    """One Deployment per version, one Service selecting ``app`` only, and what the routes point at: one
+    DestinationRule of subsets (``traffic.api: istio``) or one Service per version (``gateway``); its own
+    ServiceAccount, its callers' allow-list (AuthorizationPolicy) and the Secret its env uses."""
 
     pulumi_type = f"{TYPE_PREFIX}:VersionedService"
 
@@ -172,7 +206,7 @@ class VersionedService(MeshkitComponent):
                 f"service {name!r} allows calls from {', '.join(callers)}: pass their SPIFFE principals as "
                 "principals (meshkit.render.caller_principals(stack) computes them from a stack config)"
             )
-        policy = authorization_policy_manifest(name, spec, dict(args.principals))
+        policy = authorization_policy_manifest(name, spec, dict(args.principals), args.waypoint)
         self.authorization_policy = (
             None
             if policy is None
@@ -206,28 +240,52 @@ class VersionedService(MeshkitComponent):
                 spec=manifest["spec"],
                 opts=opts,
             )
-        destination_rule = destination_rule_manifest(name, spec)
-        self.destination_rule = _custom_resource(
-            f"{name}-destinationrule", destination_rule, _child_opts(self, after_namespace, args.on_error)
-        )
+        # The Gateway API routes to one Service per version; a VirtualService to the DestinationRule's subsets.
+        self.version_services: dict[str, k8s.core.v1.Service] = {}
+        self.destination_rule: k8s.apiextensions.CustomResource | None = None
+        self.destination_rule_name: pulumi.Output[str] | None = None
+        outputs: dict[str, object] = {
+            "serviceName": service["metadata"]["name"],
+            "deploymentNames": {v: deployment_name(name, v) for v in self.deployments},
+        }
+        if spec.traffic.api == "gateway":
+            for version in spec.versions:
+                manifest = version_service_manifest(name, spec, version)
+                self.version_services[version] = k8s.core.v1.Service(
+                    f"{version_service_name(name, version)}-service",
+                    metadata=manifest["metadata"],
+                    spec=manifest["spec"],
+                    opts=_child_opts(self, after_namespace, args.on_error),
+                )
+            outputs["versionServiceNames"] = {v: version_service_name(name, v) for v in self.version_services}
+        else:
+            destination_rule = destination_rule_manifest(name, spec)
+            self.destination_rule = _custom_resource(
+                f"{name}-destinationrule", destination_rule, _child_opts(self, after_namespace, args.on_error)
+            )
+            self.destination_rule_name = _name_of(self.destination_rule, destination_rule["metadata"]["name"])
+            outputs["destinationRuleName"] = destination_rule["metadata"]["name"]
         self.service_name: pulumi.Output[str] = _name_of(self.service, service["metadata"]["name"])
         self.service_account_name: pulumi.Output[str] = _name_of(self.service_account, account["metadata"]["name"])
         self.deployment_names: dict[str, pulumi.Output[str]] = {
             version: _name_of(deployment, deployment_name(name, version))
             for version, deployment in self.deployments.items()
         }
-        self.destination_rule_name: pulumi.Output[str] = _name_of(
-            self.destination_rule, destination_rule["metadata"]["name"]
-        )
+        self.version_service_names: dict[str, pulumi.Output[str]] = {
+            version: _name_of(backend, version_service_name(name, version))
+            for version, backend in self.version_services.items()
+        }
         # The state records plain names: cheaper for the engine than awaiting every child (the Outputs above
         # are for the Python program that holds this component).
-        self.register_outputs(
-            {
-                "serviceName": service["metadata"]["name"],
-                "deploymentNames": {v: deployment_name(name, v) for v in self.deployments},
-                "destinationRuleName": destination_rule["metadata"]["name"],
-            }
-        )
+        self.register_outputs(outputs)
+
+    def route_targets(self, versions: Collection[str]) -> list[pulumi.Resource]:
+        """What a route to ``versions`` must wait for: their pods, and their subsets (the DestinationRule) or
+        their Services (Gateway API)."""
+        routed = sorted(set(versions) & set(self.deployments))
+        targets: list[pulumi.Resource] = [self.destination_rule] if self.destination_rule is not None else []
+        targets += [self.version_services[v] for v in routed if v in self.version_services]
+        return targets + [self.deployments[v] for v in routed]
 
     def _secret(
         self, name: str, args: VersionedServiceArgs, after_namespace: list[pulumi.Resource]
@@ -265,14 +323,14 @@ class TrafficSplit(MeshkitComponent):
     pulumi_type = f"{TYPE_PREFIX}:TrafficSplit"
 
     def __init__(self, name: str, args: TrafficSplitArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        if args.spec.traffic.api != "istio" or args.backend.destination_rule is None:
+            raise MeshkitError(
+                f"service {name!r} is routed by the Gateway API (traffic.api: gateway): use HTTPRouteSplit"
+            )
         super().__init__(name, opts)
         routed = sorted(args.spec.routed_versions() & set(args.backend.deployments))
         # Make-before-break: the subsets and the pods of every routed version exist before the route.
-        ready_first: list[pulumi.Resource] = [
-            args.backend.destination_rule,
-            *(args.backend.deployments[v] for v in routed),
-            *args.extra_depends_on,
-        ]
+        ready_first: list[pulumi.Resource] = [*args.backend.route_targets(routed), *args.extra_depends_on]
         virtual_service = virtual_service_manifest(name, args.spec)
         self.virtual_service = _custom_resource(
             f"{name}-virtualservice", virtual_service, _child_opts(self, ready_first, args.on_error)
@@ -282,6 +340,41 @@ class TrafficSplit(MeshkitComponent):
             self.virtual_service, virtual_service["metadata"]["name"]
         )
         self.register_outputs({"virtualServiceName": virtual_service["metadata"]["name"], "routedVersions": routed})
+
+
+@dataclass(frozen=True)
+class HTTPRouteSplitArgs:
+    spec: ServiceSpec
+    """A service with ``traffic.api: gateway``: its weights, request routes, timeouts and mirror."""
+    backend: VersionedService
+    """The workloads and version Services the route points at; the HTTPRoute waits for them."""
+    extra_depends_on: list[pulumi.Resource] = field(default_factory=list)
+    """E.g. the waypoint of the service's ambient namespace, which applies the route."""
+    on_error: pulumi.ErrorHook | None = None
+    """Called by the engine when the HTTPRoute fails (see :mod:`meshkit.failures`)."""
+
+
+class HTTPRouteSplit(MeshkitComponent):
+    """The single HTTPRoute of a service routed by the Gateway API (GAMMA: its parent is the Service), with
+    one backend per version's Service (see :mod:`meshkit.gatewayapi`)."""
+
+    pulumi_type = f"{TYPE_PREFIX}:HTTPRouteSplit"
+
+    def __init__(self, name: str, args: HTTPRouteSplitArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        if args.spec.traffic.api != "gateway" or not args.backend.version_services:
+            raise MeshkitError(f"service {name!r} is routed by a VirtualService (traffic.api: istio): use TrafficSplit")
+        super().__init__(name, opts)
+        routed = sorted(args.spec.routed_versions() & set(args.backend.deployments))
+        # Make-before-break: the Service and the pods of every version the route sends to (or mirrors to)
+        # exist before the route; a version at 0% is left out, so it can leave without waiting on the route.
+        ready_first: list[pulumi.Resource] = [*args.backend.route_targets(routed), *args.extra_depends_on]
+        http_route = http_route_manifest(name, args.spec)
+        self.http_route = _custom_resource(
+            f"{name}-httproute", http_route, _child_opts(self, ready_first, args.on_error)
+        )
+        self.routed_versions = routed
+        self.http_route_name: pulumi.Output[str] = _name_of(self.http_route, http_route["metadata"]["name"])
+        self.register_outputs({"httpRouteName": http_route["metadata"]["name"], "routedVersions": routed})
 
 
 @dataclass(frozen=True)
@@ -315,10 +408,7 @@ class Ingress(MeshkitComponent):
         ready_first: list[pulumi.Resource] = [self.gateway]
         for service in dict.fromkeys(route.service for route in args.spec.routes):
             backend = args.backends[service]
-            ready_first.append(backend.destination_rule)
-            ready_first += [
-                backend.deployments[v] for v in sorted(backend.spec.routed_versions() & set(backend.deployments))
-            ]
+            ready_first += backend.route_targets(backend.spec.routed_versions())
         virtual_service = ingress_virtual_service_manifest(name, args.spec, services)
         self.virtual_service = _custom_resource(
             f"{name}-ingress-virtualservice", virtual_service, _child_opts(self, ready_first, args.on_error)

@@ -1,5 +1,7 @@
-"""Schema conformance: every rendered object against the Istio 1.30.3 CRD schemas (vendored) and the
-Kubernetes schemas of the targeted Kubernetes version (from the ``kubernetes-validate`` package).
+"""Schema conformance: every rendered object against the Istio 1.30.3 and Gateway API v1.6.1 CRD schemas
+(vendored) and the Kubernetes schemas of the targeted Kubernetes version (from the ``kubernetes-validate``
+package). A custom resource's schema is found by API group and kind: Istio and the Gateway API both have a
+kind ``Gateway`` (an ingress's and a waypoint).
 
 ``meshkit check`` and the Pulumi program run it before anything is sent: on a first deployment the
 namespace is created in the same step as its objects, so the engine's server-side dry run cannot check
@@ -45,6 +47,12 @@ if TYPE_CHECKING:
     import jsonschema_rs
 
 ISTIO_VERSION = "1.30.3"
+GATEWAY_API_VERSION = "v1.6.1"
+_CRD_FILES = (
+    f"schemas/istio-{ISTIO_VERSION}/customresourcedefinitions.gen.yaml",
+    f"schemas/gateway-api-{GATEWAY_API_VERSION}/gateway.networking.k8s.io_httproutes.yaml",
+    f"schemas/gateway-api-{GATEWAY_API_VERSION}/gateway.networking.k8s.io_gateways.yaml",
+)
 KUBERNETES_VERSION = "1.36"
 """The Kubernetes release targeted: the one the live test tier runs (toolchain/versions.env)."""
 
@@ -53,30 +61,32 @@ KUBERNETES_DEFINITIONS = "https://kubernetes.io/api/_definitions.json"
 
 
 @cache
-def _istio_crd_texts() -> dict[str, str]:
-    """Kind → the text of its CustomResourceDefinition in the vendored file, unparsed: parsing all of them
-    takes twice as long as parsing the three a stack renders."""
-    text = resources.files("meshkit").joinpath(f"schemas/istio-{ISTIO_VERSION}/customresourcedefinitions.gen.yaml")
+def _crd_texts() -> dict[tuple[str, str], str]:
+    """(API group, kind) → the text of its CustomResourceDefinition in the vendored files, unparsed: parsing
+    all of them takes several times as long as parsing the few a stack renders."""
     crds = {}
-    for document in re.split(r"(?m)^---[ \t]*$", text.read_text()):
-        kind = re.search(r"(?m)^    kind: (\S+)[ \t]*$", document)  # spec.names.kind
-        if kind:
-            crds[kind[1]] = document
+    for name in _CRD_FILES:
+        text = resources.files("meshkit").joinpath(name).read_text()
+        for document in re.split(r"(?m)^---[ \t]*$", text):
+            kind = re.search(r"(?m)^    kind: (\S+)[ \t]*$", document)  # spec.names.kind
+            group = re.search(r"(?m)^  group: (\S+)[ \t]*$", document)  # spec.group
+            if kind and group:
+                crds[(group[1], kind[1])] = document
     return crds
 
 
 @cache
-def istio_schema(api_version: str, kind: str) -> dict[str, Any] | None:
-    """The openAPIV3Schema of ``kind`` at ``api_version`` in the Istio CRDs; None when Istio has no such type."""
+def crd_schema(api_version: str, kind: str) -> dict[str, Any] | None:
+    """The openAPIV3Schema of ``kind`` at ``api_version`` in the vendored CRDs (Istio, Gateway API); None when
+    neither has that group and kind, or does not serve that version."""
     group, _, version = api_version.rpartition("/")
-    if kind not in _istio_crd_texts():
+    text = _crd_texts().get((group, kind))
+    if text is None:
         return None
     with gc_paused():
-        crd = yaml.load(_istio_crd_texts()[kind], Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    if crd["spec"]["names"]["kind"] != kind:
-        raise ValueError(f"the vendored Istio CRD found for {kind} defines {crd['spec']['names']['kind']}")
-    if crd["spec"]["group"] != group:
-        return None
+        crd = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    if (crd["spec"]["group"], crd["spec"]["names"]["kind"]) != (group, kind):
+        raise ValueError(f"the vendored CRD found for {group}/{kind} defines {crd['spec']['names']['kind']}")
     for served in crd["spec"]["versions"]:
         if served["name"] == version:
             schema: dict[str, Any] = served["schema"]["openAPIV3Schema"]
@@ -103,9 +113,9 @@ def _kubernetes_definitions() -> dict[str, Any]:
 
 @cache
 def _schema(api_version: str, kind: str) -> dict[str, Any]:
-    istio = istio_schema(api_version, kind)
-    if istio is not None:
-        return istio
+    custom = crd_schema(api_version, kind)
+    if custom is not None:
+        return custom
     # kubernetes-validate's file naming: rbac.authorization.k8s.io/v1 → rbac-v1, apps/v1 → apps-v1.
     group_version = api_version.replace("/", "-") if "/" in api_version else api_version
     group_version = group_version.split(".", 1)[0] + ("-" + api_version.rsplit("/", 1)[1] if "." in api_version else "")
@@ -113,8 +123,8 @@ def _schema(api_version: str, kind: str) -> dict[str, Any]:
     return schema
 
 
-def _is_istio(api_version: str, kind: str) -> bool:
-    return istio_schema(api_version, kind) is not None
+def _is_custom(api_version: str, kind: str) -> bool:
+    return crd_schema(api_version, kind) is not None
 
 
 @cache
@@ -131,7 +141,7 @@ def _validator(api_version: str, kind: str) -> Any:
     Imported here: a stack whose objects the fast path all accepts never needs it."""
     import jsonschema
 
-    if _is_istio(api_version, kind):
+    if _is_custom(api_version, kind):
         return jsonschema.Draft7Validator(_schema(api_version, kind))
     return jsonschema.Draft202012Validator(_schema(api_version, kind), registry=_kubernetes_registry())
 
@@ -140,10 +150,16 @@ def _validator(api_version: str, kind: str) -> Any:
 # test suite on these; neither asserts `format` here). Anything else keeps a kind on jsonschema alone.
 _JSON_TYPES = frozenset({"object", "array", "string", "integer", "number", "boolean", "null"})
 _COUNTS = frozenset({"minItems", "maxItems", "minLength", "maxLength", "minProperties", "maxProperties"})
-_ANNOTATIONS = frozenset({"description", "title", "format", "nullable"})
-# Literals, ASCII classes, anchors, groups without (?…), alternation, quantifiers, and \. \- escapes: the
-# same language in Python's re and in the Rust engine, except that its `$` matches at the very end only.
-_PORTABLE_PATTERN = re.compile(r"(?:[A-Za-z0-9_^$|()\[\]*+?{},.-]|\\[.-])*")
+# `default` too: neither validator fills in or asserts defaults (the Gateway API CRDs have many).
+_ANNOTATIONS = frozenset({"description", "title", "format", "nullable", "default"})
+# Literals (letters, digits and the URL punctuation the Gateway API's patterns list), ASCII classes, anchors,
+# groups without (?…), alternation, quantifiers, escaped punctuation and \xHH escapes: the same language in
+# Python's re and in the Rust engine, except that its `$` matches at the very end only. Never `&&`, `--`,
+# `~~` or `[[`, which are set operations or a nested class inside a Rust class and literals in Python.
+_PORTABLE_PATTERN = re.compile(
+    r"(?:[A-Za-z0-9_^$|()\[\]*+?{},.\-!#%&'~;=:@/`]|\\[.\-*/+?()\[\]{}|^$]|\\x[0-9a-fA-F]{2})*"
+)
+_SET_OPERATIONS = ("&&", "--", "~~", "[[")
 
 
 def _audit(schema: dict[str, Any], documents: dict[str, dict[str, Any]]) -> bool:
@@ -178,8 +194,8 @@ def _audit(schema: dict[str, Any], documents: dict[str, dict[str, Any]]) -> bool
             elif key == "type":
                 types = value if isinstance(value, list) else [value]
                 good = all(t in _JSON_TYPES for t in types)
-            elif key == "enum":
-                good = isinstance(value, list) and all(v is None or isinstance(v, str) for v in value)
+            elif key == "enum":  # strings, and integers (both compare 302.0 equal to 302, and True to neither)
+                good = isinstance(value, list) and all(v is None or isinstance(v, str) or type(v) is int for v in value)
             elif key == "required":
                 good = isinstance(value, list) and all(isinstance(v, str) for v in value)
             elif key in _COUNTS:
@@ -187,7 +203,12 @@ def _audit(schema: dict[str, Any], documents: dict[str, dict[str, Any]]) -> bool
             elif key in ("minimum", "maximum"):
                 good = type(value) in (int, float)
             elif key == "pattern":
-                good = isinstance(value, str) and "(?" not in value and _PORTABLE_PATTERN.fullmatch(value) is not None
+                good = (
+                    isinstance(value, str)
+                    and "(?" not in value
+                    and not any(operation in value for operation in _SET_OPERATIONS)
+                    and _PORTABLE_PATTERN.fullmatch(value) is not None
+                )
             elif key == "properties":
                 good = isinstance(value, dict) and all(ok(sub, base) for sub in value.values())
             elif key in ("additionalProperties", "items", "not"):  # `items` as one schema: no tuple form
@@ -210,7 +231,7 @@ def _fast_validator(api_version: str, kind: str) -> jsonschema_rs.Validator | No
 
     schema = _schema(api_version, kind)
     try:
-        if _is_istio(api_version, kind):
+        if _is_custom(api_version, kind):
             if not _audit(schema, {"": schema}):
                 return None
             return jsonschema_rs.Draft7Validator(schema, validate_formats=False, offline=True)
@@ -286,8 +307,8 @@ def conformance_findings(manifests: Iterable[Manifest]) -> list[Finding]:
                 Finding(
                     f"(rendered {manifest['kind']} {metadata['name']})",
                     "MK007",
-                    f"the rendered object does not conform to its schema (Istio {ISTIO_VERSION} CRDs, Kubernetes "
-                    f"{KUBERNETES_VERSION}): {error}",
+                    f"the rendered object does not conform to its schema (Istio {ISTIO_VERSION} and Gateway API "
+                    f"{GATEWAY_API_VERSION} CRDs, Kubernetes {KUBERNETES_VERSION}): {error}",
                     "report this as a meshkit defect with the stack file; meanwhile change the value named",
                     obj=obj,
                 )

@@ -71,8 +71,8 @@ def explain_failure(failed: FailedObject) -> str:
         )
         if failed.operation == "create":
             traffic = (
-                f"Traffic is unchanged: the VirtualService {service} waits for this Deployment, so this step "
-                f"did not route any request to version {version}."
+                f"Traffic is unchanged: the route of {service} (its VirtualService, or its HTTPRoute) waits for "
+                f"this Deployment, so this step did not route any request to version {version}."
             )
         elif failed.operation == "update":
             traffic = (
@@ -87,12 +87,12 @@ def explain_failure(failed: FailedObject) -> str:
             "Raise meshkit:readyTimeout if the pods only need longer to start."
         )
         return f"{what} {traffic} {todo}"
-    if failed.kind in ("DestinationRule", "VirtualService"):
+    if failed.kind in ("DestinationRule", "VirtualService", "HTTPRoute"):
         traffic = (
             "The routes in force are the ones before this step: no VirtualService was changed to use "
             "anything this step could not create."
             if failed.kind == "DestinationRule"
-            else f"The VirtualService {failed.name} keeps the routes it had before this step."
+            else f"The {failed.kind} {failed.name} keeps the routes it had before this step."
         )
         return (
             f"{what} {traffic} What to do: run `meshkit check` on the stack, fix what the API server refused "

@@ -69,6 +69,15 @@ def _by_namespace(summary: Summary) -> dict[str, list[tuple[str, Mapping[str, An
     return groups
 
 
+def _service_label(name: str, service: Mapping[str, Any]) -> str:
+    return f"{name} (Gateway API)" if service.get("api") == "gateway" else name
+
+
+def _namespace_label(summary: Summary, namespace: str) -> str:
+    waypoint = (summary.get("waypoints") or {}).get(namespace)
+    return f"namespace {namespace}" + (f", waypoint {waypoint}" if waypoint else "")
+
+
 def _mermaid_text(text: str) -> str:
     return text.replace('"', "#quot;")
 
@@ -77,9 +86,9 @@ def to_mermaid(summary: Summary) -> str:
     lines = ["flowchart LR"]
     all_edges: list[Edge] = []
     for namespace, services in _by_namespace(summary).items():
-        lines.append(f'  subgraph {_node("ns", namespace)}["namespace {namespace}"]')
+        lines.append(f'  subgraph {_node("ns", namespace)}["{_namespace_label(summary, namespace)}"]')
         for name, service in services:
-            lines.append(f'    {_node(name)}(["{name}"])')
+            lines.append(f'    {_node(name)}(["{_mermaid_text(_service_label(name, service))}"])')
             for version, spec in (service.get("versions") or {}).items():
                 lines.append(f'    {_node(name, version)}["{version}<br/>{_mermaid_text(describe_version(spec))}"]')
             all_edges += edges(name, service)
@@ -102,9 +111,10 @@ def to_dot(summary: Summary) -> str:
     all_edges: list[Edge] = []
     for namespace, services in _by_namespace(summary).items():
         lines.append(f"  subgraph cluster_{_node(namespace)} {{")
-        lines.append(f'    label="namespace {_dot_text(namespace)}";')
+        lines.append(f'    label="{_dot_text(_namespace_label(summary, namespace))}";')
         for name, service in services:
-            lines.append(f'    {_node(name)} [label="{_dot_text(name)}", shape=box, style=rounded];')
+            label = _dot_text(_service_label(name, service))
+            lines.append(f'    {_node(name)} [label="{label}", shape=box, style=rounded];')
             for version, spec in (service.get("versions") or {}).items():
                 label = f"{_dot_text(version)}\\n{_dot_text(describe_version(spec))}"
                 lines.append(f'    {_node(name, version)} [label="{label}", shape=box];')

@@ -6,6 +6,10 @@ service's own rules. So the ingress VirtualService carries, for each exposed ser
 (its faults, request routes and weighted default route, from :func:`meshkit.render.http_rules`) with the
 ingress paths added to every match. Both are rendered from one :class:`~meshkit.models.ServiceSpec`, so a
 canary step moves the traffic from inside and from outside in the same update.
+
+A service routed by the Gateway API (``traffic.api: gateway``) is composed the same way: its rules, which
+:mod:`meshkit.gatewayapi` made sure the Gateway API can express, send each version's share to that version's
+own Service (``<service>-<version>``, its HTTPRoute's backend) instead of a subset, which it has none of.
 """
 
 from __future__ import annotations
@@ -13,8 +17,17 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 
 from .errors import Finding
+from .gatewayapi import waypoint_of
 from .models import IngressRoute, IngressSpec, ServiceSpec, StackConfig
-from .render import ISTIO_NETWORKING, Manifest, http_rules, object_metadata, string_match, traffic_metadata
+from .render import (
+    ISTIO_NETWORKING,
+    Manifest,
+    http_rules,
+    object_metadata,
+    string_match,
+    traffic_metadata,
+    version_service_name,
+)
 
 # The cluster's DNS domain. The ingress VirtualService lives in its own namespace, where a short host
 # (``reviews``) would mean a service of that namespace, so destinations are written in full.
@@ -53,8 +66,14 @@ def gateway_manifest(name: str, spec: IngressSpec) -> Manifest:
     }
 
 
-def _at_the_gateway(destination: Manifest, host: str, port: int | None) -> Manifest:
-    moved = {**destination, "host": host}
+def _at_the_gateway(destination: Manifest, service: str, svc: ServiceSpec, port: int | None) -> Manifest:
+    """A destination of the service's own rules as the gateway writes it: the full host, and for a service
+    routed by the Gateway API, the version's own Service in place of the subset."""
+    if svc.traffic.api == "gateway":
+        moved = {key: value for key, value in destination.items() if key != "subset"}
+        moved["host"] = service_host(version_service_name(service, destination["subset"]), svc)
+    else:
+        moved = {**destination, "host": service_host(service, svc)}
     if port is not None:
         moved["port"] = {"number": port}
     return moved
@@ -62,7 +81,7 @@ def _at_the_gateway(destination: Manifest, host: str, port: int | None) -> Manif
 
 def _exposed_rule(service: str, rule: Manifest, route: IngressRoute, svc: ServiceSpec) -> Manifest:
     """One of the service's own rules as the gateway applies it: only for the ingress paths, full hosts."""
-    host, port = service_host(service, svc), route_port(route, svc)
+    port = route_port(route, svc)
     paths = [{"uri": string_match(path)} for path in route.paths]
     # A rule's match blocks are alternatives (OR), the conditions in a block all hold (AND): every block
     # of the service's rule gets every path, so both the rule's conditions and one path must hold.
@@ -75,9 +94,11 @@ def _exposed_rule(service: str, rule: Manifest, route: IngressRoute, svc: Servic
         if key in ("name", "match"):
             continue
         if key == "route":
-            value = [{**entry, "destination": _at_the_gateway(entry["destination"], host, port)} for entry in value]
+            value = [
+                {**entry, "destination": _at_the_gateway(entry["destination"], service, svc, port)} for entry in value
+            ]
         elif key == "mirror":
-            value = _at_the_gateway(value, host, port)
+            value = _at_the_gateway(value, service, svc, port)
         exposed[key] = value
     return exposed
 
@@ -152,7 +173,19 @@ def _check_route(stack: StackConfig, name: str, spec: IngressSpec, i: int) -> It
             f"set port to one of {', '.join(map(str, numbers))}",
             obj=f"VirtualService {name}.{spec.namespace}",
         )
-    if not _admits_gateway(stack, svc, spec.gateway_namespace):
+    namespace = stack.namespaces.get(svc.namespace)
+    if namespace is not None and namespace.default_deny and waypoint_of(stack, svc.namespace) is not None:
+        yield Finding(
+            f"{path}.service",
+            "MK703",
+            f"service {route.service!r} is in namespace {svc.namespace!r}, ambient with a waypoint and defaultDeny: "
+            "the ingress gateway calls the pods directly, past the waypoint, and their ztunnel admits only the "
+            "waypoint, so every request through this ingress would be refused",
+            f"expose a service of a namespace without defaultDeny, or set namespaces.{svc.namespace}.waypoint: false "
+            "if its services need no L7 rules",
+            obj=f"AuthorizationPolicy allow-waypoint.{svc.namespace}",
+        )
+    elif not _admits_gateway(stack, svc, spec.gateway_namespace):
         yield Finding(
             f"{path}.service",
             "MK703",

@@ -472,6 +472,11 @@ class NamespaceSpec(MeshModel):
     clients that are not in the mesh yet."""
     default_deny: bool = False
     """Deny every request that no service's ``allowFrom`` allows (Istio's namespace-wide allow-nothing)."""
+    waypoint: DnsLabel | Literal[False] | None = None
+    """Ambient only: the waypoint proxy that applies the namespace's L7 routing and policies (a Gateway API
+    ``Gateway`` of class ``istio-waypoint`` by this name, and the label ``istio.io/use-waypoint``). Omitted:
+    automatic, ``waypoint`` when the namespace holds a service of the stack; ``false``: none, and L7 rules
+    there are refused (MK804)."""
 
     @model_validator(mode="after")
     def _one_injection_label(self) -> NamespaceSpec:
@@ -487,6 +492,28 @@ class NamespaceSpec(MeshModel):
                 "MK401",
                 "'revision' applies to sidecar injection only, and ambient was chosen",
                 "remove 'revision' or use dataplane: sidecar",
+            )
+        if self.waypoint is not None and self.dataplane != "ambient":
+            raise invalid(
+                "MK401",
+                "'waypoint' applies to the ambient data plane only, and sidecar was chosen",
+                "remove 'waypoint' (sidecars apply L7 rules themselves) or use dataplane: ambient",
+                "waypoint",
+            )
+        if isinstance(self.waypoint, str) and not self.waypoint[0].isalpha():
+            raise invalid(
+                "MK203",
+                f"waypoint name {self.waypoint!r} does not start with a letter, and istiod names the waypoint's "
+                "Service after it",
+                "start the name with a letter, e.g. waypoint",
+                "waypoint",
+            )
+        if self.waypoint == "none":
+            raise invalid(
+                "MK803",
+                "waypoint name 'none' is reserved: istio.io/use-waypoint=none means no waypoint",
+                "name the waypoint otherwise (e.g. waypoint), or write waypoint: false for none",
+                "waypoint",
             )
         return self
 
@@ -765,6 +792,10 @@ class FaultRule(MeshModel):
 class TrafficPolicy(MeshModel):
     """Where a service's requests go: the weighted default route plus request-content routes."""
 
+    api: Literal["istio", "gateway"] = "istio"
+    """How the routes are written: ``istio``, a VirtualService over a DestinationRule's subsets; ``gateway``, a
+    Kubernetes Gateway API HTTPRoute whose parent is the Service (GAMMA), with one Service per version as its
+    backends (see :mod:`meshkit.gatewayapi`). What the Gateway API cannot express is refused (MK801)."""
     tls: Literal["ISTIO_MUTUAL", "DISABLE"] = "ISTIO_MUTUAL"
     """TLS from callers' sidecars to this service (DestinationRule); DISABLE contradicts STRICT mTLS."""
     weights: Weights = Field(default_factory=dict)

@@ -90,7 +90,13 @@ def describe_version(version: Mapping[str, Any]) -> str:
 
 
 def describe_service(service: Mapping[str, Any]) -> str:
-    return f"namespace {service['namespace']}, versions {', '.join(service.get('versions') or {})}"
+    api = ", Gateway API (HTTPRoute)" if service.get("api") == "gateway" else ""
+    return f"namespace {service['namespace']}, versions {', '.join(service.get('versions') or {})}{api}"
+
+
+def describe_api(service: Mapping[str, Any]) -> str:
+    """Which object carries the service's routes."""
+    return "HTTPRoute" if service.get("api") == "gateway" else "VirtualService"
 
 
 def rule_key(kind: str, rule: Mapping[str, Any], index: int) -> str:
@@ -122,6 +128,7 @@ def service_changes(name: str, before: Summary, after: Summary) -> Iterator[Chan
         old, new = old_weights.get(version), new_weights.get(version)
         yield from _compare(name, f"weight {version}", "" if old is None else str(old), "" if new is None else str(new))
     yield from _compare(name, "namespace", before["namespace"], after["namespace"])
+    yield from _compare(name, "routes by", describe_api(before), describe_api(after))
     yield from _compare_keyed(
         name,
         {f"version {v}": describe_version(s) for v, s in (before.get("versions") or {}).items()},
@@ -183,11 +190,18 @@ def ingress_changes(before: Summary, after: Summary, services: list[Change]) -> 
     yield from (Change(f"ingress {n}", "ingress", describe_ingress(i), "") for n, i in old.items() if n not in new)
 
 
+def waypoint_changes(before: Summary, after: Summary) -> Iterator[Change]:
+    """A waypoint added, renamed or removed: every L7 rule of the namespace's services moves with it."""
+    old, new = before.get("waypoints") or {}, after.get("waypoints") or {}
+    for namespace in [*old, *(n for n in new if n not in old)]:
+        yield from _compare(f"namespace {namespace}", "waypoint", old.get(namespace, ""), new.get(namespace, ""))
+
+
 def plan_changes(before: Summary, after: Summary) -> list[Change]:
-    """Every change from the ``before`` stack summary to ``after``, services in ``after``'s order, then the
-    ingresses."""
+    """Every change from the ``before`` stack summary to ``after``: the ambient namespaces' waypoints, the
+    services in ``after``'s order, then the ingresses."""
     old, new = before.get("services") or {}, after.get("services") or {}
-    changes: list[Change] = []
+    changes: list[Change] = list(waypoint_changes(before, after))
     for name, service in new.items():
         if name in old:
             changes += service_changes(name, old[name], service)

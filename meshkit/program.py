@@ -16,6 +16,8 @@ from .analysis import analyze_stack, errors_only
 from .components import (
     DenyByDefault,
     DenyByDefaultArgs,
+    HTTPRouteSplit,
+    HTTPRouteSplitArgs,
     Ingress,
     IngressArgs,
     InjectedNamespace,
@@ -27,6 +29,7 @@ from .components import (
 from .config import ENGINE_SOURCE, PROJECT, engine_config_keys
 from .errors import ConfigError, MeshkitError
 from .failures import FailedObject, explain_failure
+from .gatewayapi import resolved_namespace, waypoint_of
 from .models import StackConfig
 from .render import caller_principals
 from .rollout import check_rollout, deployment_outputs
@@ -58,7 +61,7 @@ class Mesh:
 
     namespaces: dict[str, InjectedNamespace] = field(default_factory=dict)
     services: dict[str, VersionedService] = field(default_factory=dict)
-    traffic: dict[str, TrafficSplit] = field(default_factory=dict)
+    traffic: dict[str, TrafficSplit | HTTPRouteSplit] = field(default_factory=dict)
     deny_by_default: dict[str, DenyByDefault] = field(default_factory=dict)
     ingresses: dict[str, Ingress] = field(default_factory=dict)
 
@@ -76,16 +79,32 @@ def build_mesh(
 ) -> Mesh:
     """Register every component of a validated stack config. Usable from any Pulumi program."""
     mesh = Mesh()
-    for name, ns_spec in stack.namespaces.items():
-        mesh.namespaces[name] = InjectedNamespace(name, ns_spec, opts)
+    for name in stack.namespaces:
+        mesh.namespaces[name] = InjectedNamespace(name, resolved_namespace(stack, name), opts)
     principals = caller_principals(stack)
     for name, svc in stack.services.items():
+        namespace = mesh.namespaces.get(svc.namespace)
         args = VersionedServiceArgs(
-            svc, mesh.namespaces.get(svc.namespace), principals, secret_values, stack.ready_timeout, on_error
+            svc,
+            namespace,
+            principals,
+            secret_values,
+            stack.ready_timeout,
+            on_error,
+            waypoint=waypoint_of(stack, svc.namespace),
         )
         backend = VersionedService(name, args, opts)
         mesh.services[name] = backend
-        mesh.traffic[name] = TrafficSplit(name, TrafficSplitArgs(svc, backend, on_error=on_error), opts)
+        # In an ambient namespace, the route takes effect through the waypoint: it exists first.
+        waypoint: list[pulumi.Resource] = (
+            [namespace.waypoint] if namespace is not None and namespace.waypoint is not None else []
+        )
+        if svc.traffic.api == "gateway":
+            route_args = HTTPRouteSplitArgs(svc, backend, extra_depends_on=waypoint, on_error=on_error)
+            mesh.traffic[name] = HTTPRouteSplit(name, route_args, opts)
+        else:
+            split_args = TrafficSplitArgs(svc, backend, extra_depends_on=waypoint, on_error=on_error)
+            mesh.traffic[name] = TrafficSplit(name, split_args, opts)
     for name, ingress in stack.ingresses.items():
         backends = {route.service: mesh.services[route.service] for route in ingress.routes}
         mesh.ingresses[name] = Ingress(
@@ -99,7 +118,7 @@ def build_mesh(
                 if stack.services[service].namespace == name and (policy := backend.authorization_policy) is not None
             ]
             mesh.deny_by_default[name] = DenyByDefault(
-                name, DenyByDefaultArgs(mesh.namespaces[name], allow_policies), opts
+                name, DenyByDefaultArgs(mesh.namespaces[name], allow_policies, stack.trust_domain), opts
             )
     return mesh
 

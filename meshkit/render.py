@@ -44,6 +44,7 @@ KIND_ORDER = (
     "DestinationRule",
     "Gateway",
     "VirtualService",
+    "HTTPRoute",
     "AuthorizationPolicy",
 )
 
@@ -72,13 +73,20 @@ def deployment_name(service: str, version: str) -> str:
     return f"{service}-{version}"
 
 
+def version_service_name(service: str, version: str) -> str:
+    """The Service of one version (``app`` and ``version``), the backend an HTTPRoute sends that version's
+    share to (:mod:`meshkit.gatewayapi`)."""
+    return f"{service}-{version}"
+
+
 # --- namespace ---------------------------------------------------------------------------------------
 
 
 def injection_labels(spec: NamespaceSpec) -> dict[str, str]:
-    """The one data-plane label Istio reads from a namespace."""
+    """The one data-plane label Istio reads from a namespace, and in ambient the waypoint its services use."""
     if spec.dataplane == "ambient":
-        return {"istio.io/dataplane-mode": "ambient"}
+        waypoint = {"istio.io/use-waypoint": spec.waypoint} if isinstance(spec.waypoint, str) else {}
+        return {"istio.io/dataplane-mode": "ambient", **waypoint}
     if spec.revision:
         return {"istio.io/rev": spec.revision}
     return {"istio-injection": "enabled"}
@@ -111,6 +119,39 @@ def allow_nothing_manifest(name: str) -> Manifest:
         "metadata": object_metadata("allow-nothing", name),
         "spec": {"action": "ALLOW"},
     }
+
+
+def waypoint_principal(trust_domain: str, namespace: str, waypoint: str) -> str:
+    """The SPIFFE identity of a namespace's waypoint: istiod runs it under a ServiceAccount of its name."""
+    return f"{trust_domain}/ns/{namespace}/sa/{waypoint}"
+
+
+def waypoint_deny_manifests(name: str, waypoint: str, trust_domain: str) -> list[Manifest]:
+    """Deny-by-default in an ambient namespace whose traffic passes its waypoint. The destination's ztunnel
+    sees the waypoint as the caller, and the services' allow-lists are attached to the waypoint (see
+    :func:`authorization_policy_manifest`), so: ztunnel lets the waypoint reach the pods (``allow-waypoint``,
+    next to ``allow-nothing``), and the waypoint denies what no allow-list allows (``allow-nothing-waypoint``,
+    attached to the waypoint's Gateway)."""
+    return [
+        {
+            "apiVersion": ISTIO_SECURITY,
+            "kind": "AuthorizationPolicy",
+            "metadata": object_metadata("allow-waypoint", name),
+            "spec": {
+                "action": "ALLOW",
+                "rules": [{"from": [{"source": {"principals": [waypoint_principal(trust_domain, name, waypoint)]}}]}],
+            },
+        },
+        {
+            "apiVersion": ISTIO_SECURITY,
+            "kind": "AuthorizationPolicy",
+            "metadata": object_metadata("allow-nothing-waypoint", name),
+            "spec": {
+                "targetRefs": [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": waypoint}],
+                "action": "ALLOW",
+            },
+        },
+    ]
 
 
 # --- workloads ---------------------------------------------------------------------------------------
@@ -438,8 +479,14 @@ def caller_principals(stack: StackConfig) -> dict[str, str]:
     return {name: service_principal(stack, name) for name in stack.services}
 
 
-def authorization_policy_manifest(service: str, svc: ServiceSpec, principals: dict[str, str]) -> Manifest | None:
-    """ALLOW only the declared callers (``allowFrom``); an empty list allows no one."""
+def authorization_policy_manifest(
+    service: str, svc: ServiceSpec, principals: dict[str, str], waypoint: str | None = None
+) -> Manifest | None:
+    """ALLOW only the declared callers (``allowFrom``); an empty list allows no one.
+
+    Behind a ``waypoint`` (ambient), the policy is attached to the service's Service, and to its versions'
+    Services when the Gateway API routes it, so that the waypoint enforces it: the destination's ztunnel
+    would see the waypoint, not the caller, and cannot check methods or paths at all."""
     if svc.allow_from is None:
         return None
     rules = []
@@ -451,6 +498,10 @@ def authorization_policy_manifest(service: str, svc: ServiceSpec, principals: di
             rule["to"] = [{"operation": operation}]
         rules.append(rule)
     spec: Manifest = {"selector": {"matchLabels": {"app": service}}, "action": "ALLOW"}
+    if waypoint is not None:
+        backends = [version_service_name(service, v) for v in svc.versions] if svc.traffic.api == "gateway" else []
+        spec = {"targetRefs": [{"group": "", "kind": "Service", "name": name} for name in [service, *backends]]}
+        spec["action"] = "ALLOW"
     if rules:
         spec["rules"] = rules
     return {
@@ -464,19 +515,40 @@ def authorization_policy_manifest(service: str, svc: ServiceSpec, principals: di
 # --- whole stack -------------------------------------------------------------------------------------
 
 
-def namespace_manifests(name: str, spec: NamespaceSpec) -> list[Manifest]:
+def namespace_manifests(name: str, spec: NamespaceSpec, trust_domain: str = "cluster.local") -> list[Manifest]:
+    """A namespace's own objects; ``spec.waypoint`` must be resolved (a name or false, see
+    :func:`meshkit.gatewayapi.resolved_namespace`)."""
+    from .gatewayapi import waypoint_manifest
+
     manifests = [namespace_manifest(name, spec), peer_authentication_manifest(name, spec)]
-    return manifests + ([allow_nothing_manifest(name)] if spec.default_deny else [])
+    waypoint = spec.waypoint if spec.dataplane == "ambient" and isinstance(spec.waypoint, str) else None
+    if waypoint is not None:
+        manifests.append(waypoint_manifest(name, waypoint))
+    if spec.default_deny:
+        manifests.append(allow_nothing_manifest(name))
+        if waypoint is not None:
+            manifests += waypoint_deny_manifests(name, waypoint, trust_domain)
+    return manifests
 
 
-def service_manifests(service: str, svc: ServiceSpec, principals: dict[str, str]) -> list[Manifest]:
-    optional = [secret_manifest(service, svc), authorization_policy_manifest(service, svc, principals)]
+def service_manifests(
+    service: str, svc: ServiceSpec, principals: dict[str, str], waypoint: str | None = None
+) -> list[Manifest]:
+    """A service's objects: with ``traffic.api: istio`` a DestinationRule and a VirtualService, with
+    ``gateway`` a Service per version and an HTTPRoute (see :mod:`meshkit.gatewayapi`)."""
+    from .gatewayapi import http_route_manifest, version_service_manifest
+
+    optional = [secret_manifest(service, svc), authorization_policy_manifest(service, svc, principals, waypoint)]
+    if svc.traffic.api == "gateway":
+        routing = [*(version_service_manifest(service, svc, v) for v in svc.versions)]
+        routing.append(http_route_manifest(service, svc))
+    else:
+        routing = [destination_rule_manifest(service, svc), virtual_service_manifest(service, svc)]
     return [
         service_account_manifest(service, svc),
         service_manifest(service, svc),
         *(deployment_manifest(service, svc, v) for v in svc.versions),
-        destination_rule_manifest(service, svc),
-        virtual_service_manifest(service, svc),
+        *routing,
         *(m for m in optional if m is not None),
     ]
 
@@ -488,13 +560,19 @@ def manifest_key(manifest: Manifest) -> tuple[int, str, str]:
 
 def render_stack(stack: StackConfig) -> list[Manifest]:
     """Every manifest of a stack, sorted by kind, namespace and name."""
-    # The ingresses build on this module's route rules (meshkit/ingress.py imports it), hence imported here.
+    # The ingresses and the Gateway API build on this module's route rules (meshkit/ingress.py and
+    # meshkit/gatewayapi.py import it), hence imported here.
+    from .gatewayapi import resolved_namespace, waypoint_of
     from .ingress import ingress_manifests
 
-    manifests = [m for name, spec in stack.namespaces.items() for m in namespace_manifests(name, spec)]
+    manifests = [
+        m
+        for name in stack.namespaces
+        for m in namespace_manifests(name, resolved_namespace(stack, name), stack.trust_domain)
+    ]
     principals = caller_principals(stack)
     for name, svc in stack.services.items():
-        manifests += service_manifests(name, svc, principals)
+        manifests += service_manifests(name, svc, principals, waypoint_of(stack, svc.namespace))
     manifests += ingress_manifests(stack)
     return sorted(manifests, key=manifest_key)
 

@@ -9,12 +9,13 @@ deployed state sends it nothing (make-before-break across two steps), which this
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .analysis import format_path
 from .errors import ConfigError, Finding
+from .gatewayapi import waypoint_of
 from .models import (
     UNION_TAGS,
     FaultRule,
@@ -44,6 +45,8 @@ def service_summary(svc: ServiceSpec) -> dict[str, Any]:
     """
     summary = {
         "namespace": svc.namespace,
+        # Only when not the default, so that the outputs of a stack without Gateway API routes do not change.
+        "api": svc.traffic.api if svc.traffic.api != "istio" else None,
         "versions": {v: {"image": s.image, "replicas": s.replicas} for v, s in svc.versions.items()},
         "weights": svc.default_weights(),
         "routes": [_dump(r) for r in svc.traffic.routes],
@@ -80,6 +83,9 @@ def stack_summary(stack: StackConfig) -> dict[str, Any]:
     }
     if stack.ingresses:
         summary["ingresses"] = {name: ingress_summary(spec) for name, spec in stack.ingresses.items()}
+    waypoints = {namespace: waypoint_of(stack, namespace) for namespace in stack.namespaces}
+    if any(waypoints.values()):
+        summary["waypoints"] = {namespace: name for namespace, name in waypoints.items() if name}
     return summary
 
 
@@ -139,6 +145,8 @@ class _VersionOutputs(_Outputs):
 
 class _ServiceOutputs(_Outputs):
     namespace: str
+    # Absent for a VirtualService, and in outputs of meshkit versions before the Gateway API.
+    api: Literal["istio", "gateway"] = "istio"
     versions: dict[str, _VersionOutputs] = Field(default_factory=dict)
     weights: dict[str, int] = Field(default_factory=dict)
     routes: list[RouteRule] = Field(default_factory=list)
@@ -169,6 +177,8 @@ class _StackOutputs(_Outputs):
     production: bool = False
     # Absent in outputs of stacks without ingresses, and of meshkit versions before them.
     ingresses: dict[str, _IngressOutputs] = Field(default_factory=dict)
+    # Namespace → its waypoint; absent without ambient waypoints, and before meshkit rendered them.
+    waypoints: dict[str, str] = Field(default_factory=dict)
 
 
 OUTPUTS_FIX = "save them with `pulumi stack output --json > FILE` from the stack's last deployment"
@@ -208,6 +218,7 @@ def summary_from_outputs(outputs: object, source: str) -> dict[str, Any]:
     for name, svc in parsed.services.items():
         summary = {
             "namespace": svc.namespace,
+            "api": svc.api if svc.api != "istio" else None,
             "versions": {v: {"image": s.image, "replicas": s.replicas} for v, s in svc.versions.items()},
             "weights": dict(svc.weights),
             "routes": [_dump(r) for r in svc.routes],
@@ -230,6 +241,8 @@ def summary_from_outputs(outputs: object, source: str) -> dict[str, Any]:
             }
             for name, ingress in parsed.ingresses.items()
         }
+    if parsed.waypoints:
+        result["waypoints"] = dict(parsed.waypoints)
     return result
 
 
@@ -237,26 +250,33 @@ def summary_from_outputs(outputs: object, source: str) -> dict[str, Any]:
 
 
 def _previously_routed(summary: Mapping[str, Any]) -> dict[str, int]:
-    """Version → percent of the default route, plus 100 for any version a request-content route used."""
+    """Version → percent of the default route, plus 100 for any version a request-content route used, and
+    the share of the version the mirror copied requests to."""
     routed = {v: int(w) for v, w in (summary.get("weights") or {}).items() if w}
     for route in summary.get("routes") or []:
         for version in [route["to"]] if route.get("to") else list(route.get("weights") or {}):
             routed.setdefault(version, 100)
+    mirror = summary.get("mirror")
+    if mirror and mirror.get("version"):
+        routed.setdefault(mirror["version"], round(float(mirror.get("percentage", 100))))
     return routed
 
 
 def _check_service(stack: StackConfig, name: str, previous: Mapping[str, Any]) -> Iterator[Finding]:
     svc = stack.services[name]
-    obj = f"DestinationRule {name}.{svc.namespace}"
+    # What a leaving version takes away: its subset (VirtualService), or its own Service (HTTPRoute).
+    gateway = svc.traffic.api == "gateway"
     for version, weight in sorted(_previously_routed(previous).items()):
         if version not in svc.versions:
             yield Finding(
                 f"services.{name}.versions",
                 "MK501",
                 f"version {version!r} leaves while the deployed routes still send it traffic ({weight}%): "
-                "its subset and pods would go before the route stops using them",
-                f"first set {version!r} to 0 (and drop it from routes) and deploy, then remove it",
-                obj=obj,
+                f"its {'Service' if gateway else 'subset'} and pods would go before the route stops using them",
+                f"first set {version!r} to 0 (and drop it from routes and the mirror) and deploy, then remove it",
+                obj=f"Service {name}-{version}.{svc.namespace}"
+                if gateway
+                else f"DestinationRule {name}.{svc.namespace}",
             )
     max_step = svc.traffic.max_step if svc.traffic.max_step is not None else stack.max_step
     if max_step is None:
@@ -271,7 +291,7 @@ def _check_service(stack: StackConfig, name: str, previous: Mapping[str, Any]) -
                 f"moves {version!r} from {before.get(version, 0)}% to {weight}%, a step of {change} "
                 f"over maxStep {max_step}",
                 f"take it in steps of at most {max_step} points, deploying each",
-                obj=f"VirtualService {name}.{svc.namespace}",
+                obj=f"{'HTTPRoute' if gateway else 'VirtualService'} {name}.{svc.namespace}",
             )
 
 

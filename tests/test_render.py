@@ -201,8 +201,10 @@ def test_multi_port_service_routes_name_the_port() -> None:
 
 
 def test_revision_and_ambient_namespaces() -> None:
+    # An ambient namespace that holds services gets its waypoint (meshkit/gatewayapi.py), and the label for it.
+    ambient = {"istio.io/dataplane-mode": "ambient", "istio.io/use-waypoint": "waypoint"}
     for spec, label in (({"revision": "1-30"}, {"istio.io/rev": "1-30"}),
-                        ({"dataplane": "ambient"}, {"istio.io/dataplane-mode": "ambient"})):  # fmt: skip
+                        ({"dataplane": "ambient"}, ambient)):  # fmt: skip
         raw = nginx_stack()
         raw["namespaces"]["demo"] = spec
         namespace = _by_kind(StackConfig.model_validate(raw))[("Namespace", "demo")]

@@ -74,6 +74,35 @@ B_PLANS: dict[str, set[tuple[str, str]]] = {
 }
 
 
+def _gateway_service_objects(name: str, *versions: str, allow_list: bool = False) -> list[str]:
+    """A service routed by the Gateway API: a Service per version and an HTTPRoute, no DestinationRule or
+    VirtualService."""
+    objects = [name, f"{name}-serviceaccount", f"{name}-service", *(f"{name}-{v}-deployment" for v in versions),
+               *(f"{name}-{v}-service" for v in versions), f"{name}-httproute"]  # fmt: skip
+    return objects + ([f"{name}-authorizationpolicy"] if allow_list else [])
+
+
+# Scenario C: scenario A's canary on the Gateway API, in an ambient namespace with a waypoint.
+C_PLANS: dict[str, set[tuple[str, str]]] = {
+    "C0": _created("k8s", "demo", "demo-namespace", "demo-peerauthentication"),
+    # the first service: the namespace gets its waypoint, and the label that sends traffic through it
+    "C1": _created(*_gateway_service_objects("nginx", "v1"), "demo-waypoint") | {("update", "demo-namespace")},
+    # the allow-list is attached to nginx's Services, for the waypoint to enforce
+    "C2": _created(*_gateway_service_objects("sleep", "v1"), "nginx-authorizationpolicy"),
+    "C3": _created("nginx-v2-deployment", "nginx-v2-service")
+    | {("update", "nginx-httproute"), ("update", "nginx-authorizationpolicy")},
+    "C4": {("update", "nginx-httproute")},
+    "C5": {("update", "nginx-httproute")},
+    "C6": {("delete", "nginx-v1-deployment"), ("delete", "nginx-v1-service"), ("update", "nginx-authorizationpolicy")},
+}
+
+
+def _backend_weights(rendered: dict[str, dict[str, Any]], service: str) -> dict[str, int]:
+    """Version Service → weight of a service's HTTPRoute's default (last) rule."""
+    default_rule = rendered[f"HTTPRoute/{service}"]["spec"]["rules"][-1]
+    return {ref["name"]: ref["weight"] for ref in default_rule["backendRefs"]}
+
+
 def _weights(rendered: dict[str, dict[str, Any]], service: str) -> dict[str, int]:
     default_route = rendered[f"VirtualService/{service}"]["spec"]["http"][-1]["route"]
     return {d["destination"]["subset"]: d.get("weight", 100) for d in default_route}
@@ -86,6 +115,13 @@ def _completed_before(events: list[dict[str, Any]], first: str, then: str) -> bo
         return next(i for i, e in enumerate(events) if kind in e and e[kind]["metadata"]["urn"].endswith(f"::{name}"))
 
     return index("resOutputsEvent", first) < index("resourcePreEvent", then)
+
+
+def _dependencies_in_state(project: PulumiProject, name: str) -> set[str]:
+    """The resources the engine recorded ``name`` as depending on (its ``depends_on``), by name."""
+    state = json.loads(project.pulumi("stack", "export").stdout)
+    (resource,) = [r for r in state["deployment"]["resources"] if r["urn"].endswith(f"::{name}")]
+    return {urn.rsplit("::", 1)[-1] for urn in resource.get("dependencies") or []}
 
 
 def _step(project: PulumiProject, step: str, expected: set[tuple[str, str]]) -> list[dict[str, Any]]:
@@ -126,6 +162,83 @@ def test_scenario_a_nginx_canary(tmp_path: Path) -> None:
             assert [s["name"] for s in rendered["DestinationRule/nginx"]["spec"]["subsets"]] == ["v2"]
             # The subset leaves while no route uses it (since A5), and the pods leave after the subset.
             assert _completed_before(events, "nginx-destinationrule", "nginx-v1-deployment")
+
+
+def test_scenario_c_gateway_api_canary_in_an_ambient_namespace(tmp_path: Path) -> None:
+    project = new_project(tmp_path, "gamma")
+    for step, expected in C_PLANS.items():
+        if step == "C5":
+            # v1 still has 20% in the deployed HTTPRoute: retiring it now is refused (MK501), nothing changes.
+            project.use_config("C6")
+            result = project.pulumi("preview", check=False)
+            assert result.returncode != 0
+            assert "MK501 services.nginx.versions: version 'v1' leaves" in result.stdout + result.stderr
+        events = _step(project, step, expected)
+        rendered = project.rendered()
+        assert not [key for key in rendered if key.startswith(("VirtualService/", "DestinationRule/"))]
+        if step == "C0":
+            assert rendered["Namespace/demo"]["metadata"]["labels"] == {"istio.io/dataplane-mode": "ambient"}
+        if step == "C1":
+            labels = rendered["Namespace/demo"]["metadata"]["labels"]
+            assert labels == {"istio.io/dataplane-mode": "ambient", "istio.io/use-waypoint": "waypoint"}
+            assert rendered["Gateway/waypoint"]["spec"]["gatewayClassName"] == "istio-waypoint"
+            assert _backend_weights(rendered, "nginx") == {"nginx-v1": 100}
+            # The waypoint that applies the route exists before the route.
+            assert _completed_before(events, "demo-waypoint", "nginx-httproute")
+            assert _completed_before(events, "nginx-v1-service", "nginx-httproute")
+        if step == "C2":
+            policy = rendered["AuthorizationPolicy/nginx"]["spec"]
+            assert policy["targetRefs"] == [{"group": "", "kind": "Service", "name": n} for n in ("nginx", "nginx-v1")]
+        if step == "C3":
+            assert _backend_weights(rendered, "nginx") == {"nginx-v1": 70, "nginx-v2": 30}
+            assert rendered["Service/nginx-v2"]["spec"]["selector"] == {"app": "nginx", "version": "v2"}
+            # Make-before-break: the version's Service and pods first, the route after (as the engine ran it,
+            # and as the state records it, whatever the timing).
+            assert _completed_before(events, "nginx-v2-service", "nginx-httproute")
+            assert _completed_before(events, "nginx-v2-deployment", "nginx-httproute")
+            assert _dependencies_in_state(project, "nginx-httproute") == {
+                "nginx-v1-service", "nginx-v2-service", "nginx-v1-deployment", "nginx-v2-deployment", "demo-waypoint",
+            }  # fmt: skip
+        if step == "C4":
+            assert _backend_weights(rendered, "nginx") == {"nginx-v1": 20, "nginx-v2": 80}
+        if step == "C5":
+            assert _backend_weights(rendered, "nginx") == {"nginx-v2": 100}
+            assert "Deployment/nginx-v1" in rendered and "Service/nginx-v1" in rendered
+            # v1 is no backend: its Service and pods can go (C6) without waiting on the route.
+            assert _dependencies_in_state(project, "nginx-httproute") == {
+                "nginx-v2-service", "nginx-v2-deployment", "demo-waypoint",
+            }  # fmt: skip
+        if step == "C6":
+            assert "Deployment/nginx-v1" not in rendered and "Service/nginx-v1" not in rendered
+            assert _backend_weights(rendered, "nginx") == {"nginx-v2": 100}
+
+
+def test_switching_a_service_to_the_gateway_api_creates_the_http_route_before_the_virtual_service_goes(
+    tmp_path: Path,
+) -> None:
+    project = new_project(tmp_path, "switch")
+    project.use_config("A3")
+    project.up()
+    raw = scenario_raw("A3")
+    raw["services"]["nginx"]["traffic"]["api"] = "gateway"
+    project.use_stack_text(stack_file_text(raw))
+    assert _ops(project.preview()) == {
+        ("create", "nginx"),  # the HTTPRouteSplit component (the TrafficSplit component "nginx" leaves)
+        ("delete", "nginx"),
+        ("create", "nginx-v1-service"),
+        ("create", "nginx-v2-service"),
+        ("create", "nginx-httproute"),
+        ("delete", "nginx-virtualservice"),
+        ("delete", "nginx-destinationrule"),
+    }
+    events = project.up()
+    rendered = project.rendered()
+    assert _backend_weights(rendered, "nginx") == {"nginx-v1": 70, "nginx-v2": 30}
+    assert "VirtualService/nginx" not in rendered and "DestinationRule/nginx" not in rendered
+    # The same weights are in force all along: the new route exists before the VirtualService is deleted.
+    for old in ("nginx-virtualservice", "nginx-destinationrule"):
+        assert _completed_before(events, "nginx-httproute", old)
+    assert _ops(project.preview()) == set()
 
 
 def test_scenario_b_bookinfo_routing(tmp_path: Path) -> None:
@@ -252,6 +365,21 @@ def _nginx_behind_an_ingress(step: str) -> str:
     raw["ingresses"] = {"shop": {"namespace": "demo", "hosts": ["shop.example.com"], "routes": [{"service": "nginx"}]}}
     raw["services"]["nginx"]["allowFrom"].append({"namespace": "istio-system"})
     return stack_file_text(raw)
+
+
+def test_an_ingress_in_front_of_an_http_route_moves_its_weights_in_the_same_step(tmp_path: Path) -> None:
+    project = new_project(tmp_path, "edge-gamma")
+    project.use_stack_text(_nginx_behind_an_ingress("C3"))
+    project.up()
+    project.use_stack_text(_nginx_behind_an_ingress("C4"))
+    assert _ops(project.preview()) == {("update", "nginx-httproute"), ("update", "shop-ingress-virtualservice")}
+    project.up()
+    rendered = project.rendered()
+    outside = rendered["VirtualService/shop"]["spec"]["http"][-1]["route"]
+    assert {r["destination"]["host"]: r["weight"] for r in outside} == {
+        f"{name}.demo.svc.cluster.local": weight for name, weight in _backend_weights(rendered, "nginx").items()
+    }
+    assert _backend_weights(rendered, "nginx") == {"nginx-v1": 20, "nginx-v2": 80}
 
 
 def test_a_canary_step_moves_the_traffic_from_outside_with_the_traffic_from_inside(tmp_path: Path) -> None:

@@ -82,7 +82,7 @@ destroy: stack
 	@meshkit unlock $(STACK)
 	pulumi destroy --yes --stack $(STACK) --non-interactive $(STACK_CONFIG)
 
-## make cluster: a local Kubernetes control plane (kwok nodes, Istio CRDs) on loopback; writes .cluster/kubeconfig
+## make cluster: a local Kubernetes control plane (kwok nodes, Istio and Gateway API CRDs, istiod with its webhooks) on loopback; writes .cluster/kubeconfig
 cluster:
 	@python3 -m toolchain.cluster up --dir $(CLUSTER_DIR)
 
@@ -95,7 +95,8 @@ cluster-down:
 cluster-status:
 	@python3 -m toolchain.cluster status --dir $(CLUSTER_DIR)
 
-# istioctl, for the tier that runs Istio's own analyzer over every render (tests/istio).
+# istioctl and pilot-discovery (istiod), one pinned Istio build: the Istio tier (tests/istio) and the live
+# tier's istiod (toolchain/istiod.py).
 istio-toolchain:
 	@toolchain/build-istioctl.sh >/dev/null
 

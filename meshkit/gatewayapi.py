@@ -33,7 +33,15 @@ from decimal import Decimal
 from itertools import combinations
 
 from .errors import Finding
-from .models import NamespaceSpec, RequestMatch, ServiceSpec, StackConfig, StringMatch, _re2_literal
+from .models import (
+    NamespaceSpec,
+    RequestMatch,
+    ServiceSpec,
+    StackConfig,
+    StringMatch,
+    _re2_literal,
+    duration_nanoseconds,
+)
 from .render import (
     Manifest,
     deployment_name,
@@ -56,8 +64,6 @@ MAX_BACKENDS = 16
 _INT32_MAX = 2**31 - 1
 # GEP-2257 durations: at most four parts, each of at most five digits and a unit of h, m, s or ms.
 _GATEWAY_DURATION = re.compile(r"^([0-9]{1,5}(h|m|s|ms)){1,4}$")
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s|us|ns)")
-_UNIT_NANOSECONDS = {"h": 3600 * 10**9, "m": 60 * 10**9, "s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
 # The characters the Gateway API allows in an Exact or PathPrefix path (its CRD's CEL rule).
 _PATH_CHARACTERS = re.compile(r"^(?:[-A-Za-z0-9/._~!$&'()*+,;=:@]|%[0-9a-fA-F]{2})+$")
 USE_ISTIO = "or use traffic.api: istio, whose VirtualService can"
@@ -124,7 +130,7 @@ def gateway_duration(value: str) -> str | None:
     s, ms); None when it has no such form (a fraction of a millisecond, or over 99999 hours)."""
     if _GATEWAY_DURATION.fullmatch(value):
         return value
-    nanoseconds = sum(Decimal(number) * _UNIT_NANOSECONDS[unit] for number, unit in _DURATION_PART.findall(value))
+    nanoseconds = duration_nanoseconds(value)
     milliseconds, rest = divmod(nanoseconds, 10**6)
     if rest or milliseconds < 1:
         return None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from decimal import Decimal
 from typing import Annotated, Literal
 
 import re2
@@ -45,7 +46,15 @@ def invalid(code: str, message: str, fix: str, key: str = "") -> PydanticCustomE
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 # Istio validates durations with CEL's duration(), which takes Go's syntax ("7s", "250ms", "1m30s").
 _DURATION = re.compile(r"^(\d+(\.\d+)?(h|m|s|ms|us|ns))+$")
-_DURATION_UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s|us|ns)")
+_DURATION_UNIT_NANOSECONDS = {
+    "h": 3_600_000_000_000,
+    "m": 60_000_000_000,
+    "s": 1_000_000_000,
+    "ms": 1_000_000,
+    "us": 1_000,
+    "ns": 1,
+}
 _QUANTITY = re.compile(r"^\d+(\.\d+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")
 _RE2_QUIET = re2.Options()
 _RE2_QUIET.log_errors = False  # report through our own error, not RE2's stderr log
@@ -162,19 +171,32 @@ def _dns_label(value: str) -> str:
     return value
 
 
+def duration_nanoseconds(value: str) -> Decimal:
+    """Nanoseconds, exactly, in an Istio duration such as ``7s``, ``1.5ms`` or ``1m30s``."""
+    return sum(
+        (Decimal(number) * _DURATION_UNIT_NANOSECONDS[unit] for number, unit in _DURATION_PART.findall(value)),
+        Decimal(0),
+    )
+
+
 def duration_seconds(value: str) -> float:
     """Seconds in an Istio duration such as ``7s``, ``250ms`` or ``1m30s``."""
-    return sum(
-        float(number) * _DURATION_UNIT_SECONDS[unit]
-        for number, _, unit in re.findall(r"(\d+(\.\d+)?)(h|ms|m|s|us|ns)", value)
-    )
+    return float(duration_nanoseconds(value) / 1_000_000_000)
 
 
 def _duration(value: str) -> str:
     if not _DURATION.match(value):
         raise invalid("MK303", f"{value!r} is not an Istio duration", "write it like '7s', '250ms' or '1m30s'")
-    if duration_seconds(value) < 1e-3:
+    nanoseconds = duration_nanoseconds(value)
+    if nanoseconds < 1_000_000:
         raise invalid("MK303", f"{value!r} is shorter than Istio's minimum of 1ms", "use at least '1ms'")
+    # istiod's webhook refuses what its CRD schema admits: a duration that is not whole milliseconds.
+    if nanoseconds % 1_000_000:
+        raise invalid(
+            "MK303",
+            f"{value!r} is not a whole number of milliseconds, which Istio refuses",
+            "round it to milliseconds, e.g. '2ms' or '1500ms' rather than '1500us' or '1.5ms'",
+        )
     return value
 
 

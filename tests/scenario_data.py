@@ -17,6 +17,7 @@ SCENARIOS = TESTS / "scenarios"
 SCENARIO_STEPS = sorted(p.stem for p in SCENARIOS.glob("*.yaml"))
 A_STEPS = [s for s in SCENARIO_STEPS if s.startswith("A")]
 B_STEPS = [s for s in SCENARIO_STEPS if s.startswith("B")]
+C_STEPS = [s for s in SCENARIO_STEPS if s.startswith("C")]
 
 
 def scenario_raw(step: str) -> dict[str, Any]:
@@ -39,4 +40,23 @@ def nginx_stack(**service_overrides: Any) -> dict[str, Any]:
     """Scenario A3 (nginx v1/v2 at 70/30) as raw config, with keys of services.nginx replaced."""
     raw = copy.deepcopy(scenario_raw("A3"))
     raw["services"]["nginx"].update(copy.deepcopy(service_overrides))
+    return raw
+
+
+def case_config(case: dict[str, Any]) -> dict[str, Any]:
+    """A bad-config case's stack config (tests/bad_configs.yaml): its ``base`` scenario step (A3 unless
+    named) with the ``set`` dotted paths set, then the ``unset`` ones deleted."""
+    raw = copy.deepcopy(scenario_raw(case.get("base", "A3")))
+    for path, value in (case.get("set") or {}).items():
+        *parents, key = path.split(".")
+        node = raw
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[key] = value
+    for path in case.get("unset") or []:
+        *parents, key = path.split(".")
+        node = raw
+        for part in parents:
+            node = node[part]
+        del node[key]
     return raw

@@ -4,7 +4,6 @@ deployable: ``check`` refuses it only with ``--strict``, and the program logs th
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -18,33 +17,15 @@ from meshkit.cli import app
 from meshkit.program import main
 
 from .pulumi_mocks import pulumi_mocks
-from .scenario_data import TESTS, scenario_raw, stack_file_text
+from .scenario_data import TESTS, case_config, stack_file_text
 
 CASES: list[dict[str, Any]] = yaml.safe_load((TESTS / "bad_configs.yaml").read_text())
-
-
-def _apply(raw: dict[str, Any], case: dict[str, Any]) -> dict[str, Any]:
-    """The case's changes to a scenario's config: ``set`` dotted paths, then ``unset`` them."""
-    raw = copy.deepcopy(raw)
-    for path, value in (case.get("set") or {}).items():
-        *parents, key = path.split(".")
-        node = raw
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[key] = value
-    for path in case.get("unset") or []:
-        *parents, key = path.split(".")
-        node = raw
-        for part in parents:
-            node = node[part]
-        del node[key]
-    return raw
 
 
 def _stack_file_text(case: dict[str, Any]) -> str:
     if "text" in case:
         return str(case["text"])
-    raw = _apply(scenario_raw(case.get("base", "A3")), case)
+    raw = case_config(case)
     return stack_file_text(raw)
 
 
@@ -76,7 +57,7 @@ def test_check_refuses_with_code_and_path(case: dict[str, Any], tmp_path: Path) 
 def test_program_logs_the_warning_and_deploys(case: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     warnings: list[str] = []
     monkeypatch.setattr(pulumi.log, "warn", lambda message, *args, **kwargs: warnings.append(message))
-    raw = _apply(scenario_raw(case.get("base", "A3")), case)
+    raw = case_config(case)
     with pulumi_mocks(raw) as run:
         recorder = run(lambda: main(read_deployed=lambda stack: {}))
     code, path = case["expect"]
@@ -88,7 +69,7 @@ def test_program_logs_the_warning_and_deploys(case: dict[str, Any], monkeypatch:
     "case", [c for c in CASES if "text" not in c and not c.get("warning")], ids=lambda c: c["name"]
 )
 def test_program_refuses_and_registers_nothing(case: dict[str, Any]) -> None:
-    raw = _apply(scenario_raw(case.get("base", "A3")), case)
+    raw = case_config(case)
     with pulumi_mocks(raw) as run, pytest.raises(pulumi.RunError) as info:
         run(lambda: main(read_deployed=lambda stack: {}))
     code, path = case["expect"]

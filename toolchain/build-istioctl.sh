@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Builds istioctl (Istio's own config analyzer, for the offline test tier in tests/istio/) from the Go module
-# istio.io/istio, at the version pinned in toolchain/versions.env, into a cache directory outside the
-# repository keyed by that version.
+# Builds Istio's binaries from the Go module istio.io/istio, at the version pinned in toolchain/versions.env,
+# into a cache directory outside the repository keyed by that version:
+#
+# - istioctl, Istio's own config analyzer, for the offline tier (tests/istio/) and the live tier;
+# - pilot-discovery, Istio's control plane (istiod), which the local cluster runs for its validating webhook
+#   and its sidecar injector (toolchain/istiod.py).
 #
 #   toolchain/build-istioctl.sh            # prints the bin directory on its last line
-#   toolchain/build-istioctl.sh --cached   # the same if it is built, else exit 1 without building (tests)
+#   toolchain/build-istioctl.sh --cached   # the same if both are built, else exit 1 without building (tests)
 #
 # A second run with the same version finds the cache and returns at once. Module hashes are pinned by the
 # go.sum.istio file beside this script: a module that resolves to other content stops the build with Go's
@@ -19,16 +22,21 @@ source "$here/versions.env"
 cache_root=${MESHKIT_TOOLCHAIN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/meshkit/toolchain}
 prefix="$cache_root/istio-${ISTIO_VERSION}-${ISTIO_PSEUDO##*-}"
 bin="$prefix/bin"
+mod=istio.io/istio
+# Both from one wrapper module (one go.sum), with the same flags and tags.
+binaries=(istioctl pilot-discovery)
+declare -A packages=([istioctl]=istioctl/cmd/istioctl [pilot-discovery]=pilot/cmd/pilot-discovery)
 
 say() { printf '[istio-build] %s\n' "$*" >&2; }
 
-if [[ -x "$bin/istioctl" ]]; then
+missing() { for b in "${binaries[@]}"; do [[ -x "$bin/$b" ]] || printf '%s ' "$b"; done; }
+if [[ -z "$(missing)" ]]; then
   say "cached: $bin"
   echo "$bin"
   exit 0
 fi
 if [[ "${1:-}" == "--cached" ]]; then
-  say "istioctl ${ISTIO_VERSION} (${ISTIO_PSEUDO}) is not built yet: run toolchain/build-istioctl.sh"
+  say "not built yet: $(missing)(Istio ${ISTIO_VERSION}, ${ISTIO_PSEUDO}): run toolchain/build-istioctl.sh"
   exit 1
 fi
 
@@ -39,7 +47,7 @@ command -v go >/dev/null || {
 
 mkdir -p "$bin" "$prefix/src"
 # GOTOOLCHAIN=local: never try to download another Go release when a module asks for a newer one.
-# CGO_ENABLED=0: a static binary, as Istio's own common/scripts/gobuild.sh builds it.
+# CGO_ENABLED=0: static binaries, as Istio's own common/scripts/gobuild.sh builds them.
 export GOFLAGS="-mod=mod" GOTOOLCHAIN=local CGO_ENABLED=0
 
 # Go prints a line per package compiled: show a count, not the flood (but every compiler error in full).
@@ -48,8 +56,8 @@ progress() {
     { n++; if (n % 100 == 0) printf "[istio-build]   %s: %d packages compiled\n", what, n > "/dev/stderr" }'
 }
 
-build_istioctl() {
-  local src="$prefix/src/istio" mod=istio.io/istio
+build_istio() {
+  local src="$prefix/src/istio"
   mkdir -p "$src"
   # istio.io/istio has no replace directives, so a plain `go install` would build it too; the wrapper module
   # is what lets go.sum.istio pin every dependency's hash.
@@ -61,7 +69,10 @@ go 1.26.0
 require ${mod} ${ISTIO_PSEUDO}
 EOF
   cp "$here/go.sum.istio" "$src/go.sum" 2>/dev/null || true
-  printf '//go:build tools\n\npackage tools\n\nimport _ "%s/istioctl/cmd/istioctl"\n' "$mod" >"$src/tools.go"
+  {
+    printf '//go:build tools\n\npackage tools\n\n'
+    for b in "${binaries[@]}"; do printf 'import _ "%s/%s"\n' "$mod" "${packages[$b]}"; done
+  } >"$src/tools.go"
   (
     cd "$src"
     say "resolving istio.io/istio ${ISTIO_PSEUDO} modules (Istio ${ISTIO_VERSION})"
@@ -69,21 +80,24 @@ EOF
     go get "${mod}@${ISTIO_PSEUDO}"
     go mod tidy
     # The stamps Istio's common/scripts/report_build_info.sh gives a release build, so that
-    # `istioctl version --remote=false` names the pinned commit.
+    # `istioctl version --remote=false` and istiod's first log lines name the pinned commit.
     local pkg=${mod}/pkg/version
     local ldflags="-s -w -X $pkg.buildVersion=${ISTIO_VERSION} -X $pkg.buildGitRevision=${ISTIO_PSEUDO##*-}"
     ldflags+=" -X $pkg.buildStatus=Clean -X $pkg.buildTag=${ISTIO_PSEUDO}"
     ldflags+=" -X $pkg.buildOS=$(go env GOOS) -X $pkg.buildArch=$(go env GOARCH)"
-    say "compiling istioctl: the first build takes about 5 minutes on 2 cores"
-    # The build tags of Istio's Makefile (STANDARD_TAGS) for istioctl and pilot-discovery.
-    go build -v -trimpath -tags vtprotobuf,disable_pgv -ldflags "$ldflags" -o "$bin/istioctl.tmp" \
-      "${mod}/istioctl/cmd/istioctl" 2>&1 | progress istioctl
-    mv "$bin/istioctl.tmp" "$bin/istioctl"
+    for b in "${binaries[@]}"; do
+      [[ -x "$bin/$b" ]] && continue
+      say "compiling $b: a first build takes about 5 (istioctl) and 10 (pilot-discovery) minutes on 2 cores"
+      # The build tags of Istio's Makefile (STANDARD_TAGS) for istioctl and pilot-discovery.
+      go build -v -trimpath -tags vtprotobuf,disable_pgv -ldflags "$ldflags" -o "$bin/$b.tmp" \
+        "${mod}/${packages[$b]}" 2>&1 | progress "$b"
+      mv "$bin/$b.tmp" "$bin/$b"
+    done
   )
 }
 
 start=$(date +%s)
-build_istioctl
-[[ -x "$bin/istioctl" ]] || { say "build incomplete: $bin"; exit 1; }
+build_istio
+[[ -z "$(missing)" ]] || { say "build incomplete ($(missing)missing): $bin"; exit 1; }
 say "built in $(( $(date +%s) - start ))s: $bin"
 echo "$bin"

@@ -1,16 +1,19 @@
 """A local Kubernetes control plane on loopback, for trying meshkit against a real API server and for the
 live test tier: etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok (simulated nodes and
-pods, so Deployments become Available without a kubelet or a container runtime), with Istio's CRDs.
+pods, so Deployments become Available without a kubelet or a container runtime), with Istio's CRDs and
+istiod (toolchain/istiod.py: Istio's validating webhook and sidecar injector, registered with the API
+server by URL).
 
     python -m toolchain.cluster up   [--dir DIR]   # start; prints the kubeconfig path (make cluster)
     python -m toolchain.cluster down [--dir DIR]   # stop by PID and delete DIR (make cluster-down)
     python -m toolchain.cluster status [--dir DIR]
     python -m toolchain.cluster stack-file STACK   # stacks/Pulumi.STACK.yaml pointed at this cluster
 
-The binaries come from toolchain/build-cluster.sh (built from Go modules, cached). Every component listens
-on a random free loopback port, with certificates made for this cluster alone, RBAC authorization and an
-audit log of every write (DIR/audit.log, at Metadata level: kube-apiserver 1.36 drops server-side-apply
-requests from a JSON audit log that records bodies). Nothing here needs the meshkit package.
+The binaries come from toolchain/build-cluster.sh and toolchain/build-istioctl.sh (built from Go modules,
+cached). Every component listens on a random free loopback port, with certificates made for this cluster
+alone, RBAC authorization and an audit log of every write (DIR/audit.log, at Metadata level: kube-apiserver
+1.36 drops server-side-apply requests from a JSON audit log that records bodies). Nothing here needs the
+meshkit package.
 """
 
 from __future__ import annotations
@@ -32,17 +35,26 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from toolchain import istiod
+
 TOOLCHAIN = Path(__file__).resolve().parent
 REPO = TOOLCHAIN.parent
 DEFAULT_DIR = REPO / ".cluster"
 ISTIO_CRDS = REPO / "meshkit" / "schemas" / "istio-1.30.3" / "customresourcedefinitions.gen.yaml"
+# HTTPRoute and Gateway, for the services meshkit routes with the Gateway API and ambient waypoints.
+GATEWAY_API_CRDS = REPO / "meshkit" / "schemas" / "gateway-api-v1.6.1"
 KWOK_STAGES = TOOLCHAIN / "kwok-stages.yaml"
 NODE_NAME = "kwok-node-0"
 SERVICE_CIDR = "10.96.0.0/16"
 ADMIN_USER = "meshkit-admin"
 
-# Start order; stopped in reverse.
-COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+# Start order.
+COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", istiod.BINARY)
+# Stop order, one group after the other: the API server's clients, then the API server, then etcd. Stopped all
+# at once, the API server waits on etcd and istiod on the API server until they are killed (10 s); in this
+# order each exits within a second.
+STOP_ORDER = ((istiod.BINARY,), ("kwok", "kube-scheduler", "kube-controller-manager"), ("kube-apiserver",), ("etcd",))
+assert sorted(name for names in STOP_ORDER for name in names) == sorted(COMPONENTS)
 
 
 class ClusterError(Exception):
@@ -70,6 +82,14 @@ def build_binaries() -> Path:
             f"toolchain/build-cluster.sh failed with exit code {result.returncode}: see its output above"
         )
     return Path(result.stdout.strip().splitlines()[-1])
+
+
+def build_istio_binaries() -> Path:
+    """The bin directory of the pinned pilot-discovery and istioctl, built (or found cached)."""
+    try:
+        return istiod.istio_bin_dir(build=True)
+    except istiod.IstiodError as err:
+        raise ClusterError(str(err)) from None
 
 
 @dataclass(frozen=True)
@@ -120,6 +140,13 @@ class Pki:
             "extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost,IP:10.96.0.1,"
             "DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc\n",
         )
+        # istiod's webhooks are called by URL on loopback (istiod.py); the Service name for completeness.
+        self._signed(
+            "istiod-serving",
+            "/CN=istiod.istio-system.svc",
+            "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n"
+            "extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost,DNS:istiod.istio-system.svc\n",
+        )
         client = "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n"
         for name, subject in CLIENTS.items():
             self._signed(name, subject, client)
@@ -130,12 +157,14 @@ class Pki:
 
 
 # Client identities. The admin (and kwok, which plays every kubelet) are cluster admins through the
-# system:masters group; the controller manager and scheduler get their bootstrap RBAC roles by user name.
+# system:masters group; the controller manager and scheduler get their bootstrap RBAC roles by user name;
+# istiod is its ServiceAccount's user name, so that the RBAC of Istio's chart (istiod.py) is what it may do.
 CLIENTS = {
     "admin": f"/O=system:masters/CN={ADMIN_USER}",
     "controller-manager": "/CN=system:kube-controller-manager",
     "scheduler": "/CN=system:kube-scheduler",
     "kwok": "/O=system:masters/CN=kwok",
+    "istiod": f"/O=system:serviceaccounts/O=system:serviceaccounts:{istiod.NAMESPACE}/CN={istiod.IDENTITY}",
 }
 
 AUDIT_POLICY = """\
@@ -196,14 +225,16 @@ class LocalCluster:
         """The components whose recorded PID is alive and still runs that component's binary."""
         return {name: pid for name, pid in self.pids().items() if _runs(pid, name)}
 
-    def _start(self, name: str, args: list[str], pids: dict[str, int]) -> None:
+    def _start(self, name: str, args: list[str], pids: dict[str, int], env: dict[str, str] | None = None,
+               cwd: Path | None = None) -> None:  # fmt: skip
+        """Start one component; ``env`` replaces the environment (default: this process's)."""
         log = self.directory / "logs" / f"{name}.log"
         # Started through a shell that exits at once: the component is nobody's child, outlives the command
         # that started it, and is stopped by its PID. Its own session: Ctrl-C in that shell does not reach it.
         launched = subprocess.run(
             ["sh", "-c", '"$@" >>"$MESHKIT_LOG" 2>&1 </dev/null & echo $!', "sh", *args],
-            env={**os.environ, "MESHKIT_LOG": str(log)}, capture_output=True, text=True, check=True,
-            start_new_session=True,
+            env={**(os.environ if env is None else env), "MESHKIT_LOG": str(log)}, cwd=cwd, capture_output=True,
+            text=True, check=True, start_new_session=True,
         )  # fmt: skip
         pids[name] = int(launched.stdout)
         self._write_state(pids=pids)
@@ -213,27 +244,32 @@ class LocalCluster:
         self.state_file.write_text(json.dumps(state, indent=2) + "\n")
 
     def stop(self, delete: bool = True) -> None:
-        """Stop every component by its recorded PID (TERM, then KILL after 10 s), then delete the directory
-        unless told to keep it (its logs explain a failed start)."""
-        running = self.running()
-        for name in reversed(COMPONENTS):
-            if name in running:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(running[name], signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and self.running():
-            time.sleep(0.1)
-        for pid in self.running().values():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        """Stop every component by its recorded PID, in STOP_ORDER (TERM, then KILL after 10 s), then delete
+        the directory unless told to keep it (its logs explain a failed start)."""
+        for names in STOP_ORDER:
+            self._terminate(names, timeout=10)
         if delete and self.directory.exists():
             shutil.rmtree(self.directory)
 
+    def _terminate(self, names: tuple[str, ...], timeout: float) -> None:
+        running = {name: pid for name, pid in self.running().items() if name in names}
+        for pid in running.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and set(self.running()) & set(running):
+            time.sleep(0.05)
+        for name, pid in self.running().items():
+            if name in running:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+
     # --- start --------------------------------------------------------------------------------------
 
-    def start(self, bin_dir: Path, timeout: float = 120) -> None:
+    def start(self, bin_dir: Path, istio_bin_dir: Path, timeout: float = 180) -> None:
         """Start a new control plane in ``directory`` (which must not hold a running one) and wait until it
-        serves: API server ready, Istio CRDs established, the simulated node Ready and schedulable."""
+        serves: API server ready, Istio CRDs established, the simulated node Ready and schedulable, and
+        istiod's webhooks answering the API server (a refused object, an injected pod)."""
         if self.running():
             raise ClusterError(f"a cluster is already running in {self.directory}: stop it first (make cluster-down)")
         if self.directory.exists():
@@ -243,17 +279,52 @@ class LocalCluster:
         self.pki.create()
         ports = {name: free_port() for name in ("etcd", "etcd-peer", "apiserver", "controller-manager", "scheduler")}
         server = f"https://127.0.0.1:{ports['apiserver']}"
-        self._write_state(server=server, ports=ports, bin=str(bin_dir), pids={})
+        istio = istiod.Istiod(self.directory / "istiod", istio_bin_dir, {name: free_port() for name in istiod.PORTS})
+        self._write_state(server=server, ports=ports, istiod_ports=istio.ports, bin=str(bin_dir),
+                          istio_bin=str(istio_bin_dir), pids={})  # fmt: skip
+        # The matching kubectl and istioctl, for `make ... CLUSTER=local` (which puts DIR/bin on PATH) and users.
+        (self.directory / "bin").mkdir()
+        (self.directory / "bin" / "kubectl").symlink_to(bin_dir / "kubectl")
+        (self.directory / "bin" / "istioctl").symlink_to(istio_bin_dir / "istioctl")
+        # Istio's install objects are rendered by istioctl (about 2 s) while the control plane starts.
+        rendering = istio.render(self.pki.path("ca.crt"))
+        try:
+            self._start_kubernetes(bin_dir, ports, server, started + timeout)
+            istio_started = time.monotonic()
+            install = self._istio_install(istio, rendering)
+        finally:
+            if rendering.poll() is None:
+                rendering.kill()
+        self.kubectl(bin_dir, "apply", "--server-side", "-f", str(install))
+        self._start(
+            istiod.BINARY,
+            istio.command(self.directory / "istiod.kubeconfig", self.pki.path("istiod-serving.crt"),
+                          self.pki.path("istiod-serving.key"), self.pki.path("ca.crt")),
+            self.pids(), env=istio.environment(self.directory / "istiod.kubeconfig"), cwd=istio.directory,
+        )  # fmt: skip
+        deadline = started + timeout
+        _wait("istiod /ready", deadline, self, lambda: _http_ok(istio.ready_url))
+        _wait("istiod's validating webhook to refuse an invalid object", deadline, self,
+              lambda: istiod.validation_works(self._api))  # fmt: skip
+        _wait("istiod's injector to add the sidecar", deadline, self, lambda: istiod.injection_works(self._api))
+        # Its readiness follows 3 s later (kwok); what selects it (a Gateway's selector) needs the pod only.
+        _wait("the ingress gateway's pod", deadline, self, lambda: istiod.gateway_pod_exists(self._api))
+        now = time.monotonic()
+        self._write_state(startup_seconds=round(now - started, 1), istiod_seconds=round(now - istio_started, 1))
+
+    def _istio_install(self, istio: istiod.Istiod, rendering: subprocess.Popen[str]) -> Path:
+        try:
+            return istio.write_install(rendering)
+        except (istiod.IstiodError, subprocess.TimeoutExpired) as err:
+            raise ClusterError(str(err)) from None
+
+    def _start_kubernetes(self, bin_dir: Path, ports: dict[str, int], server: str, deadline: float) -> None:
         for name in CLIENTS:
             self._write_kubeconfig(self.directory / f"{name}.kubeconfig", name, server)
         shutil.copy(self.directory / "admin.kubeconfig", self.kubeconfig)
-        # The matching kubectl, for `make ... CLUSTER=local` (which puts DIR/bin on PATH) and for users.
-        (self.directory / "bin").mkdir()
-        (self.directory / "bin" / "kubectl").symlink_to(bin_dir / "kubectl")
         (self.directory / "audit-policy.yaml").write_text(AUDIT_POLICY)
 
         pids: dict[str, int] = {}
-        deadline = started + timeout
         self._start("etcd", self._etcd_args(bin_dir, ports), pids)
         _wait(
             f"etcd on port {ports['etcd']}",
@@ -268,12 +339,13 @@ class LocalCluster:
         self._start("kwok", self._kwok_args(bin_dir), pids)
 
         self.kubectl(bin_dir, "apply", "--server-side", "-f", str(ISTIO_CRDS))
+        for crd in sorted(GATEWAY_API_CRDS.glob("*.yaml")):
+            self.kubectl(bin_dir, "apply", "--server-side", "-f", str(crd))
         self.kubectl(bin_dir, "apply", "--server-side", "-f", "-", stdin=json.dumps(_node_manifest()))
         self.kubectl(bin_dir, "wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
         _wait("the simulated node to be Ready without taints", deadline, self, lambda: self._node_schedulable(bin_dir))
         _wait("the default ServiceAccount", deadline, self,
               lambda: self._api_ok("/api/v1/namespaces/default/serviceaccounts/default"))  # fmt: skip
-        self._write_state(startup_seconds=round(time.monotonic() - started, 1))
 
     def kubectl(self, bin_dir: Path, *args: str, stdin: str | None = None) -> str:
         result = subprocess.run(
@@ -284,10 +356,30 @@ class LocalCluster:
             raise ClusterError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
         return result.stdout
 
-    def _api_ok(self, path: str) -> bool:
+    def _admin_context(self) -> ssl.SSLContext:
         context = ssl.create_default_context(cafile=str(self.pki.path("ca.crt")))
         context.load_cert_chain(self.pki.path("admin.crt"), self.pki.path("admin.key"))
-        return _http_ok(self.server + path, context)
+        return context
+
+    def _api_ok(self, path: str) -> bool:
+        return _http_ok(self.server + path, self._admin_context())
+
+    def _api(self, method: str, path: str, body: dict[str, object] | None = None) -> tuple[int, dict[str, object]]:
+        """A JSON request as the admin: (HTTP status, JSON body), an error status included."""
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.server + path, data=data, method=method,
+                                         headers={"Content-Type": "application/json"})  # fmt: skip
+        try:
+            with urllib.request.urlopen(request, timeout=10, context=self._admin_context()) as response:
+                status, text = int(response.status), response.read()
+        except urllib.error.HTTPError as err:
+            status, text = err.code, err.read()
+        except (OSError, urllib.error.URLError) as err:
+            raise ClusterError(f"{method} {path}: {err}") from None
+        try:
+            return status, json.loads(text or b"{}")
+        except ValueError:
+            return status, {"message": text.decode(errors="replace")}
 
     def _node_schedulable(self, bin_dir: Path) -> bool:
         node = json.loads(self.kubectl(bin_dir, "get", "node", NODE_NAME, "-o", "json"))
@@ -372,6 +464,12 @@ class LocalCluster:
         ]  # fmt: skip
 
 
+def istiod_port(state: dict[str, object]) -> object:
+    ports = state.get("istiod_ports") or {}
+    assert isinstance(ports, dict)
+    return ports.get("webhook")
+
+
 def _node_manifest() -> dict[str, object]:
     return {
         "apiVersion": "v1",
@@ -417,11 +515,14 @@ def _wait(what: str, deadline: float, cluster: LocalCluster, ready: object) -> N
 
 
 @contextlib.contextmanager
-def running_cluster(directory: Path, bin_dir: Path | None = None) -> Iterator[LocalCluster]:
-    """A control plane for the duration of a ``with`` block, stopped by PID at the end whatever happens."""
+def running_cluster(
+    directory: Path, bin_dir: Path | None = None, istio_bin_dir: Path | None = None
+) -> Iterator[LocalCluster]:
+    """A control plane for the duration of a ``with`` block, stopped by PID at the end whatever happens.
+    The binaries are built (or found cached) unless given."""
     cluster = LocalCluster(directory)
     try:
-        cluster.start(bin_dir or build_binaries())
+        cluster.start(bin_dir or build_binaries(), istio_bin_dir or build_istio_binaries())
         yield cluster
     finally:
         cluster.stop()
@@ -454,10 +555,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.action == "up":
             bin_dir = build_binaries()
+            istio_bin_dir = build_istio_binaries()
             say(f"starting the control plane in {cluster.directory}")
-            cluster.start(bin_dir)
-            seconds = cluster.state()["startup_seconds"]
-            say(f"ready in {seconds} s: {cluster.server}, Istio CRDs installed, node {NODE_NAME}")
+            cluster.start(bin_dir, istio_bin_dir)
+            state = cluster.state()
+            say(
+                f"ready in {state['startup_seconds']} s: {cluster.server}, Istio CRDs installed, node {NODE_NAME}, "
+                f"istiod (its webhooks on port {istiod_port(state)}, started in {state['istiod_seconds']} s)"
+            )
             say(f"kubeconfig: {cluster.kubeconfig}; audit log: {cluster.audit_log}; stop: make cluster-down")
             print(cluster.kubeconfig)
         elif args.action == "stack-file":

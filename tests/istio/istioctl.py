@@ -90,8 +90,9 @@ def istioctl() -> Path:
     lines = result.stdout.strip().splitlines()
     if result.returncode != 0 or not lines or not (Path(lines[-1]) / "istioctl").is_file():
         pytest.fail(
-            "istioctl is not built: run toolchain/build-istioctl.sh (about 6 minutes the first time, then "
-            f"cached), or set {ENV_OVERRIDE} to an istioctl binary.\n{result.stderr.strip()}",
+            "istioctl is not built: run toolchain/build-istioctl.sh (it builds pilot-discovery too, for the live "
+            "tier: about 15 minutes on 2 cores the first time, then cached), or set "
+            f"{ENV_OVERRIDE} to an istioctl binary.\n{result.stderr.strip()}",
             pytrace=False,
         )
     return Path(lines[-1]) / "istioctl"

@@ -27,9 +27,11 @@ MANAGED = {
     ("networking.istio.io/v1", "Gateway"): "gateways",
     ("security.istio.io/v1", "PeerAuthentication"): "peerauthentications",
     ("security.istio.io/v1", "AuthorizationPolicy"): "authorizationpolicies",
+    ("gateway.networking.k8s.io/v1", "HTTPRoute"): "httproutes",
+    ("gateway.networking.k8s.io/v1", "Gateway"): "gateways",
 }
-# ... and for what the tests create beside them.
-RESOURCES = {**MANAGED, ("v1", "ResourceQuota"): "resourcequotas"}
+# ... and for what the tests create or read beside them.
+RESOURCES = {**MANAGED, ("v1", "ResourceQuota"): "resourcequotas", ("v1", "Pod"): "pods"}
 WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
 
 

@@ -47,7 +47,7 @@ from .sources import (
     stack_export,
     text_at_revision,
 )
-from .stale_locks import backend_directory, remove_stale_locks
+from .stale_locks import backend_directory, remove_stale_locks, truncated_attribute_files
 
 app = typer.Typer(
     help="Istio rollouts as code: check, plan, step, render and graph the stacks in stacks/Pulumi.<stack>.yaml.",
@@ -488,6 +488,10 @@ def unlock(
                     + ["wait for it to end; if you know it is gone, run `pulumi cancel --stack " + stack + "`"]
                 )
             )
+        # No update runs now: an attribute file a killed one cut short can go (see meshkit.stale_locks).
+        for path in truncated_attribute_files(directory, project, stack):
+            path.unlink(missing_ok=True)
+            err.print(f"meshkit: removed {path}, cut short by a killed update (the checkpoint is whole)", markup=False)
         return 0
 
     _run(body)

@@ -5,6 +5,12 @@ process that wrote it. A killed ``pulumi up`` cannot remove its lock, and every 
 until someone runs ``pulumi cancel``, which removes *every* lock, a live update's too. Here a lock is only
 removed when it is provably stale: written on this host by a process that no longer exists (or whose PID
 now belongs to something that is not Pulumi). Pure standard library; no Pulumi runtime.
+
+A kill can also land while the backend rewrites a checkpoint's attribute file (``<stack>.json.attrs``,
+which the file backend writes in place, unlike the checkpoint itself, which it renames into place): a
+truncated one makes every later command fail with ``failed to load checkpoint: EOF``, though the
+checkpoint is whole. Once the stack's locks are gone, such a file is removed; the backend reads a missing
+one as no attributes.
 """
 
 from __future__ import annotations
@@ -87,3 +93,18 @@ def remove_stale_locks(backend: Path, project: str, stack: str) -> tuple[list[St
         else:
             held.append(lock)
     return removed, held
+
+
+def truncated_attribute_files(backend: Path, project: str, stack: str) -> list[Path]:
+    """The stack's checkpoint attribute files that are not JSON objects (cut short by a killed update)."""
+    directories = [backend / ".pulumi" / "stacks" / project, backend / ".pulumi" / "stacks"]
+    found = []
+    for directory in directories:
+        for path in sorted(directory.glob(f"{stack}.json*.attrs")):
+            try:
+                if isinstance(json.loads(path.read_text(encoding="utf-8")), dict):
+                    continue
+            except (OSError, ValueError):
+                pass
+            found.append(path)
+    return found

@@ -101,3 +101,37 @@ def test_unlock_command_reports_removed_and_refuses_held(
     held = runner.invoke(app, ["unlock", "dev", "--backend", f"file://{tmp_path}"])
     assert held.exit_code == 1
     assert f"pid {running_pulumi}" in held.output and "pulumi cancel --stack dev" in held.output
+
+
+def _checkpoint_files(backend: Path) -> tuple[Path, Path, Path]:
+    stacks = backend / ".pulumi" / "stacks" / "meshkit"
+    stacks.mkdir(parents=True)
+    checkpoint, attrs, backup_attrs = stacks / "dev.json", stacks / "dev.json.attrs", stacks / "dev.json.bak.attrs"
+    checkpoint.write_text('{"version": 3, "checkpoint": {}}')
+    attrs.write_text("")  # cut short by a kill: the backend then fails with `failed to load checkpoint: EOF`
+    backup_attrs.write_text('{"user.cache_control": ""}')
+    return checkpoint, attrs, backup_attrs
+
+
+def test_unlock_removes_an_attribute_file_a_killed_update_cut_short(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(REPO)
+    checkpoint, attrs, backup_attrs = _checkpoint_files(tmp_path)
+    _write_lock(tmp_path, _dead_pid())
+    result = CliRunner().invoke(app, ["unlock", "dev", "--backend", f"file://{tmp_path}"])
+    assert result.exit_code == 0, result.output
+    assert f"removed {attrs}, cut short by a killed update" in result.output
+    # Only the broken one goes; the checkpoint and a whole attribute file stay.
+    assert not attrs.exists() and checkpoint.exists() and backup_attrs.exists()
+
+
+def test_attribute_files_are_left_alone_while_an_update_may_run(
+    tmp_path: Path, running_pulumi: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(REPO)
+    _, attrs, _ = _checkpoint_files(tmp_path)
+    _write_lock(tmp_path, running_pulumi)
+    result = CliRunner().invoke(app, ["unlock", "dev", "--backend", f"file://{tmp_path}"])
+    assert result.exit_code == 1
+    assert attrs.exists()  # a running update may be writing it right now

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 
 from .errors import Finding
-from .gatewayapi import waypoint_of
+from .gatewayapi import backend_port, waypoint_of
 from .models import IngressRoute, IngressSpec, ServiceSpec, StackConfig
 from .render import (
     ISTIO_NETWORKING,
@@ -39,12 +39,8 @@ def service_host(service: str, svc: ServiceSpec) -> str:
 
 
 def route_port(route: IngressRoute, svc: ServiceSpec) -> int | None:
-    """The service port an ingress route sends to: its own, the service's routing port, or the only one."""
-    if route.port is not None:
-        return route.port
-    if svc.traffic.port is not None:
-        return svc.traffic.port
-    return svc.ports[0].port if len(svc.ports) == 1 else None
+    """The service port an ingress route sends to: its own, else the one the service's routes use."""
+    return route.port if route.port is not None else backend_port(svc)
 
 
 def gateway_manifest(name: str, spec: IngressSpec) -> Manifest:

@@ -8,6 +8,12 @@ export PULUMI_BACKEND_URL ?= file://$(CURDIR)/.pulumi-state
 export PULUMI_CONFIG_PASSPHRASE ?=
 export PULUMI_SKIP_UPDATE_CHECK := 1
 export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION := true
+# The file backend rewrites the whole state after every resource operation, which makes an `up` quadratic in
+# the stack's size (hours for 1000 services). With this it writes the state once, at the end of the update
+# (an update that fails writes it too). A killed `up` then leaves the state of the update before it: the
+# next `make up` or `make step` redoes the step (objects it had created are adopted: the provider upserts;
+# rendered files it had written are overwritten, or removed by `meshkit unlock` when nothing declares them).
+export PULUMI_SKIP_CHECKPOINTS ?= true
 
 # `make up STACK=dev CLUSTER=local`: deploy to the local control plane of `make cluster` instead of the
 # cluster (or render directory) the stack file names; its state lives with that cluster, in .cluster/state.
@@ -25,7 +31,7 @@ REFRESH_IF_CLUSTER = if $(NAMES_A_CLUSTER); then pulumi refresh --yes --skip-pre
 REVIEW_DIR ?= review/$(STACK)
 REVIEW_ARGS := STACK=$(STACK)$(if $(CLUSTER), CLUSTER=$(CLUSTER))
 
-.PHONY: bootstrap stack up preview plan review apply destroy test lint bench wheel cluster cluster-toolchain cluster-down cluster-status istio-toolchain
+.PHONY: bootstrap stack up step preview plan review apply destroy test lint bench wheel cluster cluster-toolchain cluster-down cluster-status istio-toolchain
 bootstrap:
 	@toolchain/bootstrap.sh
 
@@ -45,6 +51,12 @@ up: stack
 	@meshkit unlock $(STACK)
 	@$(REFRESH_IF_CLUSTER)
 	pulumi up --yes --skip-preview=false --stack $(STACK) --non-interactive $(STACK_CONFIG)
+
+## make step STACK=dev: the same rollout step as `make up`, with the engine targeted at what the stack file's
+## change touches since the last deployment (`meshkit up`); falls back to a full `up` when it cannot tell
+step: stack
+	@meshkit unlock $(STACK)
+	meshkit up $(STACK_FILE)
 
 ## make preview STACK=dev: show the plan, change nothing
 preview: stack

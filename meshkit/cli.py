@@ -27,6 +27,7 @@ from . import edit
 from .analysis import analyze_stack, errors_only
 from .config import load_stack_file, parse_stack_file_text, read_stack_file_keys, read_stack_text
 from .drift import weight_drift
+from .engine_step import run_step, step_command
 from .errors import ConfigError, Finding, MeshkitError, Severity
 from .graph import to_dot, to_mermaid
 from .models import ServiceSpec
@@ -465,8 +466,42 @@ def unlock(
 ) -> None:
     """Remove the locks a killed `pulumi up` left on a file backend; a live update's lock is kept.
 
-    `make up` runs this first, so the next `up` after an interrupted one completes the step.
+    `make up` runs this first, so the next `up` after an interrupted one completes the step. For a stack that
+    renders manifests, it first removes the files the killed update rendered for objects that no resource of
+    the stack's state is (no later update would delete them).
     """
+    from .interrupted import orphaned_files, stack_state, state_objects
+    from .stale_locks import StackLock, is_stale, stack_locks
+
+    def shown(path: Path) -> str:
+        cwd = Path.cwd().resolve()
+        return str(path.relative_to(cwd)) if path.is_relative_to(cwd) else str(path)
+
+    def remove_interrupted_renders(root: Path) -> None:
+        """Rendered files of objects no resource of the state is: written by the killed update for objects
+        the next `up` may no longer declare, which no update would delete (see meshkit.interrupted)."""
+        state = state_objects(stack_state(stack, root, backend), f"the state of stack {stack!r}")
+        orphans = orphaned_files(state, root)
+        if orphans.blocked_by:
+            err.print(
+                f"meshkit: kept every rendered file of stack {stack}: the state does not show which object "
+                f"{orphans.blocked_by[0]} is, so files a killed update wrote cannot be told apart",
+                markup=False,
+            )
+        for path, reason in orphans.unreadable.items():
+            err.print(
+                f"meshkit: kept {shown(path)}: cannot tell which object it holds ({reason}); remove it by hand "
+                f"if no resource of stack {stack} renders it",
+                markup=False,
+            )
+        for path, objects in orphans.files.items():
+            path.unlink(missing_ok=True)
+            err.print(
+                f"meshkit: removed {shown(path)}: written by a killed update for an object nothing declares "
+                f"({', '.join(map(str, objects))}: in no resource of the state of stack {stack}; the next `up` "
+                "writes it again if the stack file declares it)",
+                markup=False,
+            )
 
     def body() -> int:
         url = backend or os.environ.get("PULUMI_BACKEND_URL", "")
@@ -476,23 +511,57 @@ def unlock(
                 f"backend {url or '(none set)'} is not a file:// backend: its locks are not meshkit's", markup=False
             )
             return 0
-        project = project_name(project_root(Path.cwd()))
-        removed, held = remove_stale_locks(directory, project, stack)
-        for lock in removed:
-            err.print(f"meshkit: removed the stale {lock}: its process is gone", markup=False)
-        if held:
-            raise MeshkitError(
+        root = project_root(Path.cwd())
+        project = project_name(root)
+        locks = stack_locks(directory, project, stack)
+        stale = [lock for lock in locks if is_stale(lock)]
+        held = [lock for lock in locks if lock not in stale]
+
+        def refuse(live: list[StackLock]) -> MeshkitError:
+            return MeshkitError(
                 "\n".join(
                     [f"stack {stack} is locked by an update that may still run:"]
-                    + [f"  {lock}" for lock in held]
+                    + [f"  {lock}" for lock in live]
                     + ["wait for it to end; if you know it is gone, run `pulumi cancel --stack " + stack + "`"]
                 )
             )
+
+        if held:
+            # Stale locks stay too: once the live update ends, the next unlock cleans up after the killed one.
+            raise refuse(held)
         # No update runs now: an attribute file a killed one cut short can go (see meshkit.stale_locks).
         for path in truncated_attribute_files(directory, project, stack):
             path.unlink(missing_ok=True)
             err.print(f"meshkit: removed {path}, cut short by a killed update (the checkpoint is whole)", markup=False)
+        if stale:
+            # While the killed update's lock is there, no other update can start: clean up first, and keep the
+            # lock (the evidence) when that fails, so that the next unlock tries again.
+            remove_interrupted_renders(root)
+        removed, held = remove_stale_locks(directory, project, stack)
+        for lock in removed:
+            err.print(f"meshkit: removed the stale {lock}: its process is gone", markup=False)
+        if held:
+            raise refuse(held)
         return 0
+
+    _run(body)
+
+
+# --- up ----------------------------------------------------------------------------------------------
+
+
+@app.command()
+def up(
+    stack: StackArg,
+    full: Annotated[bool, typer.Option("--full", help="Run the full `pulumi up`, not a targeted one.")] = False,
+) -> None:
+    """Perform the rollout step the stack file describes, with the engine targeted at what changed since the
+    last deployment (`make step`); the full `pulumi up` when that cannot be told. Exit code: pulumi's."""
+    name, path = resolve_stack(stack)
+
+    def body() -> int:
+        command = step_command(path, name, full)
+        return run_step(command, project_root(path.resolve().parent), lambda line: err.print(line, markup=False))
 
     _run(body)
 

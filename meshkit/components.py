@@ -48,8 +48,14 @@ from .render import (
     virtual_service_manifest,
     waypoint_deny_manifests,
 )
-
-TYPE_PREFIX = "meshkit:index"
+from .step_scope import (
+    DENY_BY_DEFAULT,
+    HTTP_ROUTE_SPLIT,
+    INGRESS,
+    NAMESPACE,
+    TRAFFIC_SPLIT,
+    VERSIONED_SERVICE,
+)
 
 
 def _child_opts(
@@ -93,7 +99,7 @@ class InjectedNamespace(MeshkitComponent):
     and the label that sends its services' traffic through it; ``build_mesh`` names it when the spec leaves it
     automatic (:func:`meshkit.gatewayapi.resolved_namespace`)."""
 
-    pulumi_type = f"{TYPE_PREFIX}:InjectedNamespace"
+    pulumi_type = NAMESPACE
 
     def __init__(self, name: str, args: NamespaceSpec, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(name, opts)
@@ -135,7 +141,7 @@ class DenyByDefault(MeshkitComponent):
     """Istio's allow-nothing policy for a namespace, applied only after every allow-list in it exists, so
     that switching it on never cuts off a caller that a service allows."""
 
-    pulumi_type = f"{TYPE_PREFIX}:DenyByDefault"
+    pulumi_type = DENY_BY_DEFAULT
 
     def __init__(self, name: str, args: DenyByDefaultArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(name, opts)
@@ -180,7 +186,7 @@ class VersionedService(MeshkitComponent):
     DestinationRule of subsets (``traffic.api: istio``) or one Service per version (``gateway``); its own
     ServiceAccount, its callers' allow-list (AuthorizationPolicy) and the Secret its env uses."""
 
-    pulumi_type = f"{TYPE_PREFIX}:VersionedService"
+    pulumi_type = VERSIONED_SERVICE
 
     def __init__(self, name: str, args: VersionedServiceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(name, opts)
@@ -320,7 +326,7 @@ class TrafficSplitArgs:
 class TrafficSplit(MeshkitComponent):
     """The single VirtualService of a service: fault rules, request-content routes, weighted default."""
 
-    pulumi_type = f"{TYPE_PREFIX}:TrafficSplit"
+    pulumi_type = TRAFFIC_SPLIT
 
     def __init__(self, name: str, args: TrafficSplitArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         if args.spec.traffic.api != "istio" or args.backend.destination_rule is None:
@@ -358,7 +364,7 @@ class HTTPRouteSplit(MeshkitComponent):
     """The single HTTPRoute of a service routed by the Gateway API (GAMMA: its parent is the Service), with
     one backend per version's Service (see :mod:`meshkit.gatewayapi`)."""
 
-    pulumi_type = f"{TYPE_PREFIX}:HTTPRouteSplit"
+    pulumi_type = HTTP_ROUTE_SPLIT
 
     def __init__(self, name: str, args: HTTPRouteSplitArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         if args.spec.traffic.api != "gateway" or not args.backend.version_services:
@@ -391,7 +397,7 @@ class Ingress(MeshkitComponent):
     """An entry point from outside the mesh: an Istio Gateway, and the VirtualService bound to it that
     applies each exposed service's own routing (see :mod:`meshkit.ingress`)."""
 
-    pulumi_type = f"{TYPE_PREFIX}:Ingress"
+    pulumi_type = INGRESS
 
     def __init__(self, name: str, args: IngressArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(name, opts)

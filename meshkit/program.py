@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import os
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -21,6 +23,7 @@ from .components import (
     Ingress,
     IngressArgs,
     InjectedNamespace,
+    MeshkitComponent,
     TrafficSplit,
     TrafficSplitArgs,
     VersionedService,
@@ -34,6 +37,7 @@ from .models import StackConfig
 from .render import caller_principals
 from .rollout import check_rollout, deployment_outputs
 from .sources import last_deployed_outputs
+from .step_scope import FINGERPRINTS_OUTPUT, SCOPE_FILE_ENV, Component, fingerprints, read_scope_file
 
 
 def engine_config() -> dict[str, Any]:
@@ -46,10 +50,29 @@ def render_directory(stack: str) -> str:
     return f"rendered/{stack}"
 
 
+def cluster_settings() -> dict[str, str | None]:
+    """The cluster the stack deploys to, as the engine passes its ``kubernetes:`` config (None: render)."""
+    k8s_config = pulumi.Config("kubernetes")
+    return {"context": k8s_config.get("context"), "kubeconfig": k8s_config.get("kubeconfig")}
+
+
+def step_scope() -> set[Component] | None:
+    """The components to register when `meshkit up` runs a targeted step (None: the whole stack). Only
+    `meshkit up` sets the variable, for an engine it runs with ``--target``: in an untargeted update, not
+    registering a component would delete it."""
+    path = os.environ.get(SCOPE_FILE_ENV)
+    if not path:
+        return None
+    try:
+        return read_scope_file(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError, TypeError) as error:
+        raise pulumi.RunError(f"{SCOPE_FILE_ENV}={path}: not a step scope meshkit up wrote ({error})") from None
+
+
 def kubernetes_provider(stack: str) -> k8s.Provider:
     """Deploy to the cluster the stack names (``kubernetes:context``/``kubeconfig``); otherwise render YAML."""
-    k8s_config = pulumi.Config("kubernetes")
-    context, kubeconfig = k8s_config.get("context"), k8s_config.get("kubeconfig")
+    cluster = cluster_settings()
+    context, kubeconfig = cluster["context"], cluster["kubeconfig"]
     if context or kubeconfig:
         return k8s.Provider("k8s", context=context, kubeconfig=kubeconfig)
     return k8s.Provider("k8s", render_yaml_to_directory=render_directory(stack))
@@ -76,14 +99,24 @@ def build_mesh(
     opts: pulumi.ResourceOptions | None = None,
     secret_values: pulumi.Input[Mapping[str, str]] | None = None,
     on_error: pulumi.ErrorHook | None = None,
+    only: Collection[Component] | None = None,
 ) -> Mesh:
-    """Register every component of a validated stack config. Usable from any Pulumi program."""
+    """Register every component of a validated stack config (or, for a targeted step, the components in
+    ``only``: see :mod:`meshkit.step_scope`). Usable from any Pulumi program."""
     mesh = Mesh()
+
+    def wanted(kind: type[MeshkitComponent], name: str) -> bool:
+        return only is None or Component(kind.pulumi_type, name) in only
+
     for name in stack.namespaces:
-        mesh.namespaces[name] = InjectedNamespace(name, resolved_namespace(stack, name), opts)
+        if wanted(InjectedNamespace, name):
+            mesh.namespaces[name] = InjectedNamespace(name, resolved_namespace(stack, name), opts)
     principals = caller_principals(stack)
     for name, svc in stack.services.items():
         namespace = mesh.namespaces.get(svc.namespace)
+        route_kind: type[MeshkitComponent] = HTTPRouteSplit if svc.traffic.api == "gateway" else TrafficSplit
+        if not wanted(VersionedService, name):
+            continue
         args = VersionedServiceArgs(
             svc,
             namespace,
@@ -95,6 +128,8 @@ def build_mesh(
         )
         backend = VersionedService(name, args, opts)
         mesh.services[name] = backend
+        if not wanted(route_kind, name):
+            continue
         # In an ambient namespace, the route takes effect through the waypoint: it exists first.
         waypoint: list[pulumi.Resource] = (
             [namespace.waypoint] if namespace is not None and namespace.waypoint is not None else []
@@ -106,12 +141,14 @@ def build_mesh(
             split_args = TrafficSplitArgs(svc, backend, extra_depends_on=waypoint, on_error=on_error)
             mesh.traffic[name] = TrafficSplit(name, split_args, opts)
     for name, ingress in stack.ingresses.items():
+        if not wanted(Ingress, name):
+            continue
         backends = {route.service: mesh.services[route.service] for route in ingress.routes}
         mesh.ingresses[name] = Ingress(
             name, IngressArgs(ingress, backends, mesh.namespaces.get(ingress.namespace), on_error), opts
         )
     for name, ns_spec in stack.namespaces.items():
-        if ns_spec.default_deny:
+        if ns_spec.default_deny and wanted(DenyByDefault, name):
             allow_policies: list[pulumi.Resource] = [
                 policy
                 for service, backend in mesh.services.items()
@@ -156,7 +193,10 @@ def main(read_deployed: Callable[[str], Mapping[str, Any]] = last_deployed_outpu
     for warning in findings:
         pulumi.log.warn(str(warning))
     provider = kubernetes_provider(stack_name)
-    build_mesh(stack, pulumi.ResourceOptions(provider=provider), secret_config(), explain_failures_hook())
+    only = step_scope()
+    build_mesh(stack, pulumi.ResourceOptions(provider=provider), secret_config(), explain_failures_hook(), only)
     # What the next run reads back as `deployed`: the traffic in force, and the weights to roll back to.
     for key, value in deployment_outputs(stack, deployed).items():
         pulumi.export(key, value)
+    # What the next targeted step compares the stack file with (meshkit.step_scope).
+    pulumi.export(FINGERPRINTS_OUTPUT, fingerprints(stack, cluster_settings()))

@@ -168,18 +168,29 @@ def read_outputs_file(path: Path) -> dict[str, Any]:
     return _outputs(data, str(path))
 
 
-def stack_cluster(path: Path) -> list[str]:
-    """The kubectl flags that reach the cluster a stack file names (``kubernetes:kubeconfig`` or
-    ``kubernetes:context``); empty for a stack that renders manifests instead."""
+def _plain_config(path: Path) -> dict[str | None, str]:
+    """A stack file's plain config values as the provider gets them: keys named as the engine names them,
+    values as text ({} for a file the stack checks report as unreadable)."""
     try:
         document = read_yaml(decode_text(path.read_bytes())).document
     except (OSError, ValueError):
-        return []  # the stack checks report an unreadable file; the cluster is then unknown
+        return {}
     config = document.get("config") if isinstance(document, dict) else None
     if not isinstance(config, dict):
-        return []
-    # As the provider gets them: keys named as the engine names them, values as text.
-    values = {config_key(k): engine_text(v) for k, v in config.items() if not isinstance(v, dict | list)}
+        return {}
+    return {config_key(k): engine_text(v) for k, v in config.items() if not isinstance(v, dict | list)}
+
+
+def cluster_config(path: Path) -> dict[str, str | None]:
+    """The cluster a stack file names, as :func:`meshkit.program.cluster_settings` reads it in the engine."""
+    values = _plain_config(path)
+    return {"context": values.get("kubernetes:context"), "kubeconfig": values.get("kubernetes:kubeconfig")}
+
+
+def stack_cluster(path: Path) -> list[str]:
+    """The kubectl flags that reach the cluster a stack file names (``kubernetes:kubeconfig`` or
+    ``kubernetes:context``); empty for a stack that renders manifests instead."""
+    values = _plain_config(path)
     flags = []
     if values.get("kubernetes:kubeconfig"):
         kubeconfig = values["kubernetes:kubeconfig"]

@@ -1,0 +1,110 @@
+"""`meshkit up`: run a rollout step through the Pulumi CLI, targeted at what the step touches.
+
+:mod:`meshkit.step_scope` decides what the step is; this module reads what it needs (the stack file, the
+last update's result, the deployed state) and runs ``pulumi up``: targeted, or the full one when the step
+cannot be targeted, saying why. Either way the engine performs the update, with the program's checks and
+make-before-break order; the targeted one only registers and checks fewer objects.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .analysis import analyze_stack
+from .config import read_stack_file_keys, stack_file
+from .errors import MeshkitError
+from .sources import cluster_config, project_name, project_root, stack_cluster, stack_export
+from .step_scope import SCOPE_FILE_ENV, FullUp, TargetedStep, plan_step, scope_file_text
+
+PULUMI_MISSING = "the pulumi CLI is not on PATH (run `make bootstrap`, then use .venv/bin)"
+
+
+@dataclass(frozen=True)
+class StepCommand:
+    """The ``pulumi up`` to run, and what the user is told about it."""
+
+    argv: list[str]
+    explanation: list[str]
+    scope_text: str | None = None
+    """The components the program registers (a targeted step), written to the file SCOPE_FILE_ENV names."""
+
+
+def _last_update_succeeded(stack: str, cwd: Path) -> bool:
+    """Whether the stack's last update ended well: a failed one may have recorded fingerprints of objects it
+    did not deploy (the engine saves the program's outputs with the state it reached)."""
+    try:
+        result = subprocess.run(
+            ["pulumi", "stack", "history", "--json", "--page-size", "1", "--stack", stack],
+            cwd=cwd, capture_output=True, check=False, timeout=120,
+        )  # fmt: skip
+    except FileNotFoundError:
+        raise MeshkitError(PULUMI_MISSING) from None
+    if result.returncode != 0:
+        return False
+    try:
+        history = json.loads(result.stdout or b"[]")
+    except ValueError:
+        return False
+    return bool(history) and isinstance(history[0], dict) and history[0].get("result") == "succeeded"
+
+
+def step_command(path: Path, stack: str, full: bool = False) -> StepCommand:
+    """What `meshkit up` runs for the stack file at ``path`` (of stack ``stack``)."""
+    root = project_root(path.resolve().parent)
+    config, _ = analyze_stack(read_stack_file_keys(path), str(path))
+    argv = ["pulumi", "up", "--yes", "--skip-preview=false", "--stack", stack, "--non-interactive"]
+    if path.resolve() != stack_file(stack, root).resolve():
+        argv += ["--config-file", str(path)]
+    if stack_cluster(path):
+        # As `make up`: hand edits of what the update touches are seen and undone.
+        argv.append("--refresh")
+    if full:
+        return StepCommand(argv, ["the full `up` (--full)"])
+    if not _last_update_succeeded(stack, root):
+        return StepCommand(argv, ["the full `up`: the stack's last update did not succeed (or there is none)"])
+    plan = plan_step(config, cluster_config(path), stack_export(stack), stack, project_name(root))
+    if isinstance(plan, FullUp):
+        return StepCommand(argv, [f"the full `up`: {plan.reason}"])
+    return _targeted(argv, plan)
+
+
+def _targeted(argv: list[str], plan: TargetedStep) -> StepCommand:
+    if not plan.changed_units:
+        return StepCommand([], ["nothing changed since the last deployment: nothing to do"])
+    explanation = [
+        f"a targeted `up`: {len(plan.changed_units)} changed ({', '.join(plan.changed_units)})",
+        f"the engine targets {len(plan.targets)} component(s) and what depends on them; "
+        f"the program registers {len(plan.registered)} component(s)",
+    ]
+    targets = [f"--target={urn}" for urn in plan.targets]
+    return StepCommand([*argv, "--target-dependents", *targets], explanation, scope_file_text(plan.registered))
+
+
+def run_step(command: StepCommand, cwd: Path, say: Callable[[str], None]) -> int:
+    """Run ``command`` in the project at ``cwd``, the engine's output going to the terminal."""
+    for line in command.explanation:
+        say(f"meshkit up: {line}")
+    if not command.argv:
+        return 0
+    with tempfile.TemporaryDirectory(prefix="meshkit-step-") as tmp:
+        env_update = {}
+        if command.scope_text is not None:
+            scope = Path(tmp) / "scope.json"
+            scope.write_text(command.scope_text, encoding="utf-8")
+            env_update[SCOPE_FILE_ENV] = str(scope)
+        try:
+            return subprocess.run(command.argv, cwd=cwd, env=_environment(env_update), check=False).returncode
+        except FileNotFoundError:
+            raise MeshkitError(PULUMI_MISSING) from None
+
+
+def _environment(update: dict[str, str]) -> dict[str, str]:
+    # A scope left in the caller's environment must never reach an untargeted update.
+    environment = {key: value for key, value in os.environ.items() if key != SCOPE_FILE_ENV}
+    return {**environment, **update}

@@ -61,11 +61,14 @@ def stack_locks(backend: Path, project: str, stack: str) -> list[StackLock]:
 def _is_pulumi_process(pid: int) -> bool:
     try:
         command = Path(f"/proc/{pid}/comm").read_text(encoding="utf-8").strip()
+        # A killed process whose parent died too stays a zombie until init reaps it (seconds in some
+        # containers, never under an init that does not reap): it runs nothing.
+        state = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8").rpartition(")")[2].split()[:1]
     except FileNotFoundError:
         return False
     except OSError:
         return True  # cannot tell: treat the lock as held
-    return command.startswith("pulumi")
+    return command.startswith("pulumi") and state not in (["Z"], ["X"])
 
 
 def is_stale(lock: StackLock, hostname: str | None = None) -> bool:

@@ -86,8 +86,33 @@ def test_only_file_backends_have_locks_meshkit_reads() -> None:
     assert backend_directory("s3://bucket") is None
 
 
+@pytest.fixture
+def state_of_nothing_rendered(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stack's state, which `unlock` reads after a killed update (tests/test_interrupted.py): empty."""
+    export = {"version": 3, "deployment": {"manifest": {}, "resources": []}}
+    monkeypatch.setattr("meshkit.interrupted.stack_state", lambda *args, **kwargs: export)
+
+
+def test_a_zombie_pulumi_holds_no_lock(tmp_path: Path) -> None:
+    # Killed with its parent (`make up` killed as a whole), the pulumi CLI stays a zombie until init reaps it.
+    sleeper = tmp_path / "pulumi"
+    shutil.copy(shutil.which("sleep") or "/bin/sleep", sleeper)
+    process = subprocess.Popen([str(sleeper), "60"])
+    try:
+        process.kill()
+        stat = Path(f"/proc/{process.pid}/stat")
+        deadline = time.monotonic() + 10
+        while stat.read_text().rpartition(")")[2].split()[0] != "Z" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        lock = _write_lock(tmp_path, process.pid)
+        removed, held = remove_stale_locks(tmp_path, "meshkit", "dev")
+        assert [r.path for r in removed] == [lock] and held == []
+    finally:
+        process.wait()
+
+
 def test_unlock_command_reports_removed_and_refuses_held(
-    tmp_path: Path, running_pulumi: int, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, running_pulumi: int, monkeypatch: pytest.MonkeyPatch, state_of_nothing_rendered: None
 ) -> None:
     monkeypatch.chdir(REPO)
     dead = _dead_pid()
@@ -102,6 +127,12 @@ def test_unlock_command_reports_removed_and_refuses_held(
     assert held.exit_code == 1
     assert f"pid {running_pulumi}" in held.output and "pulumi cancel --stack dev" in held.output
 
+    # Next to a live update's lock, a killed one's stays too (the files it rendered are not looked at while
+    # an update runs); the unlock after the live update ends removes both.
+    dead = _write_lock(tmp_path, _dead_pid())
+    both = runner.invoke(app, ["unlock", "dev", "--backend", f"file://{tmp_path}"])
+    assert both.exit_code == 1 and dead.exists()
+
 
 def _checkpoint_files(backend: Path) -> tuple[Path, Path, Path]:
     stacks = backend / ".pulumi" / "stacks" / "meshkit"
@@ -114,7 +145,7 @@ def _checkpoint_files(backend: Path) -> tuple[Path, Path, Path]:
 
 
 def test_unlock_removes_an_attribute_file_a_killed_update_cut_short(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, state_of_nothing_rendered: None
 ) -> None:
     monkeypatch.chdir(REPO)
     checkpoint, attrs, backup_attrs = _checkpoint_files(tmp_path)

@@ -41,6 +41,17 @@ def in_namespace(raw: dict[str, Any], namespace: str) -> dict[str, Any]:
 
 
 @dataclass
+class LiveProject(PulumiProject):
+    """A throw-away copy of the Pulumi project, run with the environment `make up` gives the engine."""
+
+    @property
+    def env(self) -> dict[str, str]:
+        # The Makefile's: the file backend writes the state once, at the end of an update (a killed update
+        # leaves the state of the one before), instead of after every resource operation.
+        return {**super().env, "PULUMI_SKIP_CHECKPOINTS": "true"}
+
+
+@dataclass
 class LiveStack:
     """A throw-away copy of the Pulumi project whose stack deploys to the local cluster."""
 
@@ -61,7 +72,7 @@ class LiveStack:
         self.config = parse_stack_file_text(text, "test stack")
 
     def up(self, check: bool = True) -> Any:
-        """`pulumi up` as `make up` runs it: a refresh first, so that hand edits are seen (and undone) and the
+        """`pulumi up` as `make up` runs it: a refresh first, so that hand edits are seen (and undone) and any
         creates a killed `up` left pending are dropped (the `up` then creates, or adopts, those objects)."""
         refreshed = self.project.pulumi("refresh", "--yes", "--skip-preview", "--clear-pending-creates", check=check)
         if refreshed.returncode != 0:
@@ -80,7 +91,8 @@ class LiveStack:
 
 
 def new_live_stack(directory: Path, cluster: LocalCluster, stack: str = "live") -> LiveStack:
-    return LiveStack(new_project(directory, stack), cluster)
+    project = new_project(directory, stack)
+    return LiveStack(LiveProject(project.root, project.stack, project.passphrase), cluster)
 
 
 def scenario_in(step: str, namespace: str) -> dict[str, Any]:

@@ -21,9 +21,11 @@ RESOURCES = {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "
 
 
 def _istio(name: str, kind: str, group: str, namespace: str, meta_name: str, spec: dict[str, Any]) -> None:
-    k8s.apiextensions.CustomResource(
-        name, api_version=f"{group}/v1", kind=kind, metadata={"name": meta_name, "namespace": namespace}, spec=spec
-    )
+    metadata: dict[str, Any] = {"name": meta_name, "namespace": namespace}
+    if kind in ("DestinationRule", "VirtualService"):
+        # The routes are the stack's: a hand edit of them is overwritten (server-side apply with force).
+        metadata["annotations"] = {"pulumi.com/patchForce": "true"}
+    k8s.apiextensions.CustomResource(name, api_version=f"{group}/v1", kind=kind, metadata=metadata, spec=spec)
 
 
 def register(config: dict[str, Any]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -56,8 +57,11 @@ def _run(
     meshkit error. Output stays bytes: a tool's messages need not be UTF-8."""
     if cwd is not None and not cwd.is_dir():
         raise MeshkitError(f"{cwd}: no such directory, so {command[0]} cannot run there")
+    # Inside the program, the engine's config is in this environment; a tool needs none of it, and a large
+    # one would not fit in a new process's environment (see toolchain/language_host.py).
+    env = {key: value for key, value in os.environ.items() if key not in ("PULUMI_CONFIG", "PULUMI_CONFIG_SECRET_KEYS")}
     try:
-        return subprocess.run(command, cwd=cwd, capture_output=True, check=False, timeout=timeout)
+        return subprocess.run(command, cwd=cwd, env=env, capture_output=True, check=False, timeout=timeout)
     except FileNotFoundError:
         raise MeshkitError(missing) from None
     except subprocess.TimeoutExpired:

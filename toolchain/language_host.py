@@ -20,6 +20,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -36,6 +37,21 @@ HOST_VERSION = "3.259.0"  # the SDK version this host starts programs with; see 
 EXEC_SCRIPT = Path(os.environ.get("MESHKIT_PULUMI_EXEC", Path(sys.executable).with_name("pulumi-language-python-exec")))
 # Exit code the exec script uses after it has shown the user an error message itself.
 EXIT_AFTER_USER_MESSAGE = 32
+# The engine's config reaches the program in a file that the program's first lines read into its own
+# environment, where the SDK looks for it (PULUMI_CONFIG). Not in the environment the program is started
+# with: Linux limits one environment string to 128 KiB (MAX_ARG_STRLEN), which the config of a stack of
+# some 400 services exceeds, and the start fails with E2BIG (upstream's host has that limit:
+# pulumi/pulumi#8680). The file holds decrypted secrets: private to the user, removed once read.
+CONFIG_BOOTSTRAP = """
+import os, runpy, sys
+config_file, script = sys.argv[1], sys.argv[2]
+with open(config_file, encoding="utf-8") as config:
+    os.environ["PULUMI_CONFIG"] = config.read()
+os.unlink(config_file)
+sys.argv = sys.argv[2:]
+sys.path[0] = os.path.dirname(script)
+runpy.run_path(script, run_name="__main__")
+"""
 
 
 def _options(argv: list[str]) -> tuple[dict[str, str], str]:
@@ -126,13 +142,15 @@ class PythonLanguageHost(language_pb2_grpc.LanguageRuntimeServicer):
         program = request.info.entry_point or request.program or "."
         program_dir = request.info.program_directory or request.pwd or str(root)
         env = {
-            **os.environ,
-            "PULUMI_CONFIG": json.dumps(dict(request.config)),
+            **{key: value for key, value in os.environ.items() if key != "PULUMI_CONFIG"},
             "PULUMI_CONFIG_SECRET_KEYS": json.dumps(list(request.configSecretKeys)),
             "PYTHONUNBUFFERED": "1",
         }
+        descriptor, config_file = tempfile.mkstemp(prefix="pulumi-config-", suffix=".json")  # mode 0600
+        with os.fdopen(descriptor, "w", encoding="utf-8") as config:
+            json.dump(dict(request.config), config)
         command = [
-            self._python(root), "-u", str(EXEC_SCRIPT),
+            self._python(root), "-u", "-c", CONFIG_BOOTSTRAP, config_file, str(EXEC_SCRIPT),
             "--monitor", request.monitor_address,
             "--engine", self.engine_address,
             "--project", request.project,
@@ -144,12 +162,15 @@ class PythonLanguageHost(language_pb2_grpc.LanguageRuntimeServicer):
             "--root_directory", str(root),
             program, *request.args,
         ]  # fmt: skip
-        program_process = subprocess.Popen(command, env=env, cwd=program_dir)
-        self.programs.add(program_process)
         try:
-            code = program_process.wait()
+            program_process = subprocess.Popen(command, env=env, cwd=program_dir)
+            self.programs.add(program_process)
+            try:
+                code = program_process.wait()
+            finally:
+                self.programs.discard(program_process)
         finally:
-            self.programs.discard(program_process)
+            Path(config_file).unlink(missing_ok=True)  # a program that died before reading it
         if code == 0:
             return language_pb2.RunResponse()
         if code == EXIT_AFTER_USER_MESSAGE:

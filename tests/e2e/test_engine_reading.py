@@ -186,3 +186,20 @@ def test_type_traps_are_refused_alike_by_the_program_and_check(tmp_path: Path) -
     check = {(f.code, f.path) for f in info.value.findings}
     assert engine == check
     assert ("MK003", "services.nginx.versions.v1.replicas") in check  # `on`: a string for both, not True
+
+
+def test_a_config_larger_than_one_environment_string_reaches_the_program(tmp_path: Path) -> None:
+    """Linux refuses to start a process with an environment string over 128 KiB; a stack of some 400 services
+    has that much config. The language host hands it over in a file (toolchain/language_host.py), and the
+    program's own calls of the pulumi CLI (the deployed outputs) start without it."""
+    project = new_project(tmp_path, "dev")
+    padding = "x" * (200 * 1024)
+    text = (SCENARIOS / "A3.yaml").read_text(encoding="utf-8")
+    project.use_stack_text(text.replace("config:\n", f"config:\n  notes:padding: {padding}\n", 1))
+    project.up()
+    rendered = project.rendered()
+    assert rendered == {
+        f"{m['kind']}/{m['metadata']['name']}": m for m in render_stack(load_stack_file(project.stack_file))
+    }
+    # The second run reads the first one's outputs with `pulumi stack output`, from inside the program.
+    assert project.preview() == []

@@ -26,6 +26,10 @@ STACK_CONFIG := --config-file $(STACK_FILE)
 export PATH := $(CLUSTER_DIR)/bin:$(PATH)
 endif
 NAMES_A_CLUSTER = grep -Eq '^[[:space:]]+kubernetes:(kubeconfig|context):' $(STACK_FILE)
+# With a cluster, `up` previews first: the provider's dry runs against the API server (and its admission
+# webhooks) refuse a bad object before anything changes. A rendered stack's preview would check nothing the
+# program has not (it refuses a bad stack before registering anything) and doubles the time of an `up`.
+PREVIEW_IF_CLUSTER = $$($(NAMES_A_CLUSTER) && echo --skip-preview=false || echo --skip-preview)
 REFRESH_IF_CLUSTER = if $(NAMES_A_CLUSTER); then pulumi refresh --yes --skip-preview --clear-pending-creates --stack $(STACK) --non-interactive $(STACK_CONFIG); fi
 # `make review` writes the review of a rollout step here (the CI artifact); `make apply` applies exactly it.
 REVIEW_DIR ?= review/$(STACK)
@@ -50,7 +54,7 @@ endif
 up: stack
 	@meshkit unlock $(STACK)
 	@$(REFRESH_IF_CLUSTER)
-	pulumi up --yes --skip-preview=false --stack $(STACK) --non-interactive $(STACK_CONFIG)
+	pulumi up --yes $(PREVIEW_IF_CLUSTER) --stack $(STACK) --non-interactive $(STACK_CONFIG)
 
 ## make step STACK=dev: the same rollout step as `make up`, with the engine targeted at what the stack file's
 ## change touches since the last deployment (`meshkit up`); falls back to a full `up` when it cannot tell

@@ -6,7 +6,7 @@ Two fresh temporary projects, each with its own state backend, the same stack fi
 name: meshkit's program (``tests/e2e/engine.py``) and ``bench/handwritten.py`` run as a Pulumi program
 (``bench/handwritten_program/``), both rendering YAML to ``rendered/<stack>/`` through an explicit
 render-mode provider. Both run with ``PULUMI_SKIP_CHECKPOINTS=true``, as the Makefile sets it, and the
-command ``make up`` runs (``pulumi up --yes --skip-preview=false``). One run of each operation, the two
+command ``make up`` runs for a rendered stack (``pulumi up --yes --skip-preview``). One run of each operation, the two
 programs taking turns: the first ``up``, a no-op ``up``, the ``up`` of a one-service weight change.
 
 Reported: the seconds of each, the ratio meshkit / hand-written, what each operation changed (rendered

@@ -479,11 +479,11 @@ def scale_section(results: dict[str, Any]) -> list[str]:
     caps = sorted({r["cap_s"] for r in scale_rows if r.get("cap_s")})
     cap_text = " or ".join(f"{cap:g} s" for cap in caps) or "the cap"
     lines += [
-        "- Each `up` is `make up`'s command, `pulumi up --yes --skip-preview=false --stack bench --non-interactive`:",
-        "  a preview, then the update.",
-        "- Variant **before**: the engine's defaults. The file backend writes the whole state after every resource",
-        "  operation. Variant **after**: `PULUMI_SKIP_CHECKPOINTS=true`, as the Makefile exports it: the state is",
-        "  written once per update.",
+        "- Each `up` is `make up`'s command for a rendered stack, as it was (before) and is (after).",
+        "- Variant **before**: the engine's defaults, the file backend writing the whole state after every resource",
+        "  operation, and `pulumi up --yes --skip-preview=false` (a preview, then the update). Variant **after**:",
+        "  `PULUMI_SKIP_CHECKPOINTS=true`, as the Makefile exports it (the state is written once per update), and",
+        "  `pulumi up --yes --skip-preview` (a rendered stack's preview checks nothing the program has not).",
         "- The one-weight `up` moves svc-0000's canary from 10% to 20%. `meshkit up stacks/Pulumi.bench.yaml`",
         "  (`make step`, variant after only) then moves svc-0001's: it is targeted at what the stack file's change",
         "  touches since the last deployment.",

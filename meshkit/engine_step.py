@@ -58,12 +58,15 @@ def step_command(path: Path, stack: str, full: bool = False) -> StepCommand:
     """What `meshkit up` runs for the stack file at ``path`` (of stack ``stack``)."""
     root = project_root(path.resolve().parent)
     config, _ = analyze_stack(read_stack_file_keys(path), str(path))
-    argv = ["pulumi", "up", "--yes", "--skip-preview=false", "--stack", stack, "--non-interactive"]
+    argv = ["pulumi", "up", "--yes", "--stack", stack, "--non-interactive"]
     if path.resolve() != stack_file(stack, root).resolve():
         argv += ["--config-file", str(path)]
     if stack_cluster(path):
-        # As `make up`: hand edits of what the update touches are seen and undone.
-        argv.append("--refresh")
+        # As `make up`: hand edits of what the update touches are seen and undone, and the provider's dry
+        # runs against the API server refuse a bad object before anything changes.
+        argv += ["--refresh", "--skip-preview=false"]
+    else:
+        argv.append("--skip-preview")  # a rendered stack's preview checks nothing the program has not
     if full:
         return StepCommand(argv, ["the full `up` (--full)"])
     if not _last_update_succeeded(stack, root):

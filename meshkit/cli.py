@@ -467,21 +467,48 @@ def unlock(
     """Remove the locks a killed `pulumi up` left on a file backend; a live update's lock is kept.
 
     `make up` runs this first, so the next `up` after an interrupted one completes the step. For a stack that
-    renders manifests, it first removes the files the killed update rendered for objects that no resource of
-    the stack's state is (no later update would delete them).
+    renders manifests, it first makes the render directory what the stack's state records (no later update
+    would): it removes the files the killed update rendered for objects that no resource of the state is, and
+    writes again, from the state, the files of objects the state holds that the killed update changed or
+    deleted.
     """
-    from .interrupted import orphaned_files, stack_state, state_objects
+    from .interrupted import render_repairs, stack_state, state_objects
     from .stale_locks import StackLock, is_stale, stack_locks
 
     def shown(path: Path) -> str:
         cwd = Path.cwd().resolve()
         return str(path.relative_to(cwd)) if path.is_relative_to(cwd) else str(path)
 
-    def remove_interrupted_renders(root: Path) -> None:
-        """Rendered files of objects no resource of the state is: written by the killed update for objects
-        the next `up` may no longer declare, which no update would delete (see meshkit.interrupted)."""
+    def write(path: Path, text: str) -> None:
+        """As the provider writes a rendered file (directories 0700, files 0600, an existing file's mode
+        kept), whole or not at all: a temporary file beside it (no .yaml name) renamed over it."""
+        temporary = path.with_name(f".{path.name}.meshkit-{os.getpid()}")
+        try:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            mode = path.stat().st_mode & 0o7777 if path.exists() else 0o600
+            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+            with os.fdopen(descriptor, "w", encoding="utf-8") as output:
+                output.write(text)
+            os.chmod(temporary, mode)  # whatever the umask
+            os.replace(temporary, path)
+        except OSError as error:
+            temporary.unlink(missing_ok=True)
+            raise MeshkitError(f"{shown(path)}: cannot write it: {error.strerror or error}") from None
+
+    def redo_hint(urn: str) -> str:
+        return (
+            f"run `pulumi state delete --stack {stack} --target-dependents '{urn}'`, then `make up STACK={stack}`: "
+            "that `up` renders it, and what depends on it, again from the stack file (`pulumi up --replace` "
+            "would not: in render mode it deletes the file it has just written)"
+        )
+
+    def repair_interrupted_renders(root: Path) -> None:
+        """Make the render directory what the state records: a killed update may have written files for
+        objects the next `up` no longer declares, and changed or deleted files of objects it declares as the
+        state has them; no update would set those right (see meshkit.interrupted)."""
         state = state_objects(stack_state(stack, root, backend), f"the state of stack {stack!r}")
-        orphans = orphaned_files(state, root)
+        repairs = render_repairs(state, root)
+        orphans = repairs.orphans
         if orphans.blocked_by:
             err.print(
                 f"meshkit: kept every rendered file of stack {stack}: the state does not show which object "
@@ -500,6 +527,42 @@ def unlock(
                 f"meshkit: removed {shown(path)}: written by a killed update for an object nothing declares "
                 f"({', '.join(map(str, objects))}: in no resource of the state of stack {stack}; the next `up` "
                 "writes it again if the stack file declares it)",
+                markup=False,
+            )
+        for duplicate in repairs.duplicates:
+            duplicate.path.unlink(missing_ok=True)
+            err.print(
+                f"meshkit: removed {shown(duplicate.path)}: a killed update had rendered {duplicate.record} there "
+                f"as {duplicate.rendered_as}; the state of stack {stack} holds it as "
+                f"{duplicate.record.api_version}, in {shown(duplicate.canonical)}",
+                markup=False,
+            )
+        for change in repairs.writes:
+            write(change.path, change.text)
+            what = "rewrote" if change.replaces else "wrote"
+            did = "changed" if change.replaces else "deleted"
+            err.print(
+                f"meshkit: {what} {shown(change.path)}: a killed update had {did} it; the state of stack {stack} "
+                f"holds {change.record} as the update before rendered it, and an `up` that declares it so "
+                "would not write it again",
+                markup=False,
+            )
+        for missed in repairs.not_restored:
+            where = shown(missed.path) if missed.path is not None else f"the file of {missed.record.urn}"
+            if missed.secret:
+                err.print(
+                    f"meshkit: could not restore {where}: a killed update had {missed.reason}, and the state of "
+                    f"stack {stack} holds the secret values of {missed.record} encrypted; "
+                    + redo_hint(missed.record.urn),
+                    markup=False,
+                )
+            else:
+                err.print(f"meshkit: could not restore {where} ({missed.record}): {missed.reason}", markup=False)
+        for unchecked in repairs.unchecked:
+            err.print(
+                f"meshkit: did not check the secret values in {shown(unchecked.path)}: the state of stack {stack} "
+                f"holds those of {unchecked.record} encrypted (the rest is as it records); if the killed update "
+                "changed them, " + redo_hint(unchecked.record.urn),
                 markup=False,
             )
 
@@ -536,7 +599,7 @@ def unlock(
         if stale:
             # While the killed update's lock is there, no other update can start: clean up first, and keep the
             # lock (the evidence) when that fails, so that the next unlock tries again.
-            remove_interrupted_renders(root)
+            repair_interrupted_renders(root)
         removed, held = remove_stale_locks(directory, project, stack)
         for lock in removed:
             err.print(f"meshkit: removed the stale {lock}: its process is gone", markup=False)

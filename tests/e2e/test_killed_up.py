@@ -4,8 +4,10 @@ state is written once, at the end of an update, so the killed one leaves the sta
 
 After the second `make up`, the stack must be exactly what its file declares: the state's `kubernetes:*`
 resources are the objects of meshkit's pure render, `rendered/<stack>/` holds those objects with that
-content and nothing else, and `pulumi preview` has nothing to do. The stacks are generated ones
-(bench/stacks.py): enough objects that an `up` takes long enough to be killed in the middle.
+content and nothing else, and `pulumi preview` has nothing to do. That holds too when the stack file is
+reverted after the kill: `meshkit unlock` (which `make up` runs first) removes what the killed step rendered
+for objects nothing declares, and writes again from the state the files it changed or deleted. The stacks are
+generated ones (bench/stacks.py): enough objects that an `up` takes long enough to be killed in the middle.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import yaml
 
 from bench.stacks import stack_config, stack_file_text
 from meshkit.config import load_stack_file
-from meshkit.interrupted import ObjectId, object_id
+from meshkit.interrupted import ObjectId, object_id, recorded_manifest
 from meshkit.render import render_stack
 
 from ..scenario_data import REPO
@@ -231,3 +233,41 @@ def test_what_a_killed_step_rendered_for_objects_the_next_up_no_longer_declares_
     removed = [line for line in up.stderr.splitlines() if "written by a killed update" in line]
     assert len(removed) == len(written), up.stderr
     assert all(str(path.relative_to(project.root)) in up.stderr for path in written)
+
+
+def test_what_a_killed_step_changed_or_deleted_is_written_again_when_the_step_is_reverted(
+    deployed: PulumiProject, tmp_path: Path
+) -> None:
+    project = _copy(deployed, tmp_path)
+    config = stack_config(SERVICES)
+    before_step = project.stack_file.read_text()
+    # The step: every v3 gets a new image (50 Deployments updated), 10 services go (70 objects deleted). The
+    # engine deletes after it updates: killed half-way through the deletes, both are on disk.
+    step = json.loads(json.dumps(config))
+    for name in list(step["services"])[:10]:
+        del step["services"][name]
+    for name, service in step["services"].items():
+        service["versions"]["v3"]["image"] = f"registry.local/{name}:2.0"
+    project.use_stack_text(stack_file_text(step))
+    before = _files(project)
+    _killed_mid_way(project, lambda: len(set(before) - set(_files(project))) / (10 * 7))
+    after = _files(project)
+    changed = {path for path, mtime in after.items() if before.get(path, mtime) != mtime}
+    deleted = set(before) - set(after)
+    assert changed and deleted and not set(after) - set(before)
+    assert all(path.name.endswith("-v3.yaml") and ":2.0" in path.read_text() for path in changed)
+    # Reverted: the stack file declares what the state holds, so the engine has nothing to do.
+    project.stack_file.write_text(before_step)
+    up = _make_up(project)
+    _converged(project)
+    # The state records each object as meshkit renders it (what `meshkit unlock` wrote the files from).
+    expected = {object_id(m): m for m in render_stack(load_stack_file(project.stack_file))}
+    for resource in _state(project)["resources"]:
+        if resource["type"].startswith("kubernetes:"):
+            assert recorded_manifest(resource["outputs"]) == expected[object_id(resource["inputs"])], resource["urn"]
+    # `meshkit unlock` said so, file by file.
+    for what, paths in (("rewrote", changed), ("wrote", deleted)):
+        lines = [line for line in up.stderr.splitlines() if line.startswith(f"meshkit: {what} ")]
+        assert len(lines) == len(paths), up.stderr
+        assert {line.split()[2].rstrip(":") for line in lines} == {str(p.relative_to(project.root)) for p in paths}
+    assert "could not restore" not in up.stderr and "meshkit: removed rendered" not in up.stderr

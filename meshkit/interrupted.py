@@ -55,6 +55,7 @@ from typing import Any, NamedTuple
 import yaml
 
 from .errors import MeshkitError
+from .reviewed import export_resources, not_an_export
 
 PROVIDER_TYPE = "pulumi:providers:kubernetes"
 RENDER_INPUT = "renderYamlToDirectory"
@@ -236,14 +237,9 @@ def state_objects(export: Any, source: str = "the stack's state") -> StateObject
     pending by a killed update is no resource of the state, and no later update deletes its object."""
 
     def refused(reason: str) -> MeshkitError:
-        return MeshkitError(f"{source}: not a `pulumi stack export` of a stack ({reason})")
+        return not_an_export(source, reason)
 
-    if not isinstance(export, dict) or not isinstance(export.get("deployment"), dict):
-        raise refused("no `deployment` object")
-    resources = export["deployment"].get("resources")
-    resources = [] if resources is None else resources  # a stack never deployed
-    if not isinstance(resources, list):
-        raise refused("`deployment.resources` is not a list")
+    resources = export_resources(export, source)
     if not all(isinstance(resource, dict) and isinstance(resource.get("type"), str) for resource in resources):
         raise refused("a resource without a type")
     directories: list[str] = []

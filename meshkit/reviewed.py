@@ -133,19 +133,29 @@ class Deployed:
     state: dict[str, Any]
 
 
+def not_an_export(source: str, reason: str) -> MeshkitError:
+    return MeshkitError(f"{source}: not a `pulumi stack export` of a stack ({reason})")
+
+
+def export_resources(export: Any, source: str) -> list[Any]:
+    """The ``deployment.resources`` of a ``pulumi stack export`` document ([] for a stack never deployed)."""
+    if not isinstance(export, dict) or not isinstance(export.get("deployment"), dict):
+        raise not_an_export(source, "no `deployment` object")
+    resources = export["deployment"].get("resources")
+    resources = [] if resources is None else resources
+    if not isinstance(resources, list):
+        raise not_an_export(source, "`deployment.resources` is not a list")
+    return resources
+
+
 def deployed_resources(export: Any, source: str) -> dict[str, Deployed]:
     """Every resource of a ``pulumi stack export``, by URN (``URN (pending deletion)`` for the old copy
     of a replaced resource that a killed update left)."""
 
     def refused(reason: str) -> MeshkitError:
-        return MeshkitError(f"{source}: not a `pulumi stack export` of a stack ({reason})")
+        return not_an_export(source, reason)
 
-    if not isinstance(export, dict) or not isinstance(export.get("deployment"), dict):
-        raise refused("no `deployment` object")
-    resources = export["deployment"].get("resources")
-    resources = [] if resources is None else resources  # a stack never deployed
-    if not isinstance(resources, list):
-        raise refused("`deployment.resources` is not a list")
+    resources = export_resources(export, source)
     found: dict[str, Deployed] = {}
     for resource in resources:
         if not isinstance(resource, dict) or not isinstance(resource.get("urn"), str):

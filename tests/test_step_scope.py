@@ -218,24 +218,26 @@ VARIANTS = _variants()
 ALL_PAIRS = {**{f"{a}->{b}": (scenario_raw(a), scenario_raw(b)) for a, b in SCENARIO_PAIRS}, **VARIANTS}
 
 
-@pytest.mark.parametrize("pair", sorted(ALL_PAIRS))
-def test_every_component_the_step_registers_differently_is_in_a_changed_unit(pair: str) -> None:
+def _step(pair: str) -> tuple[Program, Program, TargetedStep]:
+    """The programs before and after a step of ALL_PAIRS, and the targeted step between them."""
     before_raw, after_raw = ALL_PAIRS[pair]
     before, export = deployed_export(before_raw)
-    after = run_program(after_raw)
     plan = plan_step(StackConfig.model_validate(after_raw), RENDER, export, STACK, PROJECT)
     assert isinstance(plan, TargetedStep)
+    return before, run_program(after_raw), plan
+
+
+@pytest.mark.parametrize("pair", sorted(ALL_PAIRS))
+def test_every_component_the_step_registers_differently_is_in_a_changed_unit(pair: str) -> None:
+    before, after, plan = _step(pair)
     differing = {component.unit for component in changed_components(before, after)}
     assert differing <= set(plan.changed_units)
 
 
 @pytest.mark.parametrize("pair", sorted(ALL_PAIRS))
 def test_the_targeted_step_registers_everything_the_engine_targets_exactly_as_the_full_program(pair: str) -> None:
-    before_raw, after_raw = ALL_PAIRS[pair]
-    before, export = deployed_export(before_raw)
-    after = run_program(after_raw)
-    plan = plan_step(StackConfig.model_validate(after_raw), RENDER, export, STACK, PROJECT)
-    assert isinstance(plan, TargetedStep)
+    before, after, plan = _step(pair)
+    after_raw = ALL_PAIRS[pair][1]
     scoped = run_program(after_raw, only=plan.registered)
     # What the targeted program registers, it registers exactly as the full program does.
     assert {urn: after.requests[urn] for urn in scoped.requests} == scoped.requests

@@ -35,9 +35,9 @@ from .failures import FailedObject, explain_failure
 from .gatewayapi import resolved_namespace, waypoint_of
 from .models import StackConfig
 from .render import caller_principals
-from .rollout import check_rollout, deployment_outputs
+from .rollout import check_rollout, deployment_outputs, summary_from_outputs
 from .sources import last_deployed_outputs
-from .step_scope import FINGERPRINTS_OUTPUT, SCOPE_FILE_ENV, Component, fingerprints, read_scope_file
+from .step_scope import FINGERPRINTS_OUTPUT, SCOPE_FILE_ENV, Component, StepScope, fingerprints, read_scope_file
 
 
 def engine_config() -> dict[str, Any]:
@@ -56,10 +56,10 @@ def cluster_settings() -> dict[str, str | None]:
     return {"context": k8s_config.get("context"), "kubeconfig": k8s_config.get("kubeconfig")}
 
 
-def step_scope() -> set[Component] | None:
-    """The components to register when `meshkit up` runs a targeted step (None: the whole stack). Only
-    `meshkit up` sets the variable, for an engine it runs with ``--target``: in an untargeted update, not
-    registering a component would delete it."""
+def step_scope() -> StepScope | None:
+    """What to register when `meshkit up` runs a targeted step (None: the whole stack), and the outputs it
+    was planned from. Only `meshkit up` sets the variable, for an engine it runs with ``--target``: in an
+    untargeted update, not registering a component would delete it."""
     path = os.environ.get(SCOPE_FILE_ENV)
     if not path:
         return None
@@ -182,7 +182,13 @@ def main(read_deployed: Callable[[str], Mapping[str, Any]] = last_deployed_outpu
     try:
         # Config errors are raised here; its warnings join the rollout findings.
         stack, warnings = analyze_stack(engine_config_keys(engine_config()), ENGINE_SOURCE)
-        deployed = read_deployed(stack_name)
+        scope = step_scope()
+        # A targeted step was planned from these outputs: the checks run against the same ones.
+        deployed = (
+            read_deployed(stack_name)
+            if scope is None
+            else summary_from_outputs(scope.deployed_outputs, f"outputs of stack {stack_name!r} ({SCOPE_FILE_ENV})")
+        )
         findings = warnings + check_rollout(stack, deployed)
         errors = errors_only(findings)
         if errors:
@@ -193,7 +199,7 @@ def main(read_deployed: Callable[[str], Mapping[str, Any]] = last_deployed_outpu
     for warning in findings:
         pulumi.log.warn(str(warning))
     provider = kubernetes_provider(stack_name)
-    only = step_scope()
+    only = None if scope is None else scope.components
     build_mesh(stack, pulumi.ResourceOptions(provider=provider), secret_config(), explain_failures_hook(), only)
     # What the next run reads back as `deployed`: the traffic in force, and the weights to roll back to.
     for key, value in deployment_outputs(stack, deployed).items():

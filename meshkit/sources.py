@@ -99,9 +99,9 @@ def text_at_revision(path: Path, ref: str) -> str | None:
     return stack_text(shown.stdout, f"{path} at {ref[:12]}") if shown.returncode == 0 else None
 
 
-def last_deployed_outputs(stack: str) -> dict[str, Any]:
-    """The outputs of the stack's last deployment (``{}`` before the first), read with the Pulumi CLI so
-    that the same backend and credentials apply as for ``pulumi up``."""
+def stack_outputs(stack: str) -> Any:
+    """The outputs of the stack's last deployment as JSON (``{}`` before the first), read with the Pulumi
+    CLI so that the same backend and credentials apply as for ``pulumi up``."""
     result = _run(
         ["pulumi", "stack", "output", "--json", "--stack", stack],
         "the pulumi CLI is not on PATH (run `make bootstrap`, then use .venv/bin)",
@@ -112,7 +112,15 @@ def last_deployed_outputs(stack: str) -> dict[str, Any]:
             f"cannot read what stack {stack!r} last deployed, so the rollout checks cannot run: "
             f"{_text(result.stderr) or _text(result.stdout)}"
         )
-    return _outputs(result.stdout or b"{}", f"outputs of stack {stack!r} (pulumi stack output --json)")
+    try:
+        return json.loads(decode_text(result.stdout or b"{}"))
+    except (ValueError, RecursionError) as err:
+        raise MeshkitError(f"outputs of stack {stack!r} (pulumi stack output --json): not JSON ({err})") from None
+
+
+def last_deployed_outputs(stack: str) -> dict[str, Any]:
+    """The outputs of the stack's last deployment as a stack summary (MK008 for any other shape)."""
+    return summary_from_outputs(stack_outputs(stack), f"outputs of stack {stack!r} (pulumi stack output --json)")
 
 
 def stack_export(stack: str) -> Any:

@@ -12,14 +12,15 @@ registration set is built around them (Pulumi 3.259, ``resource/deploy/step_gene
 
 * an old resource that is not targeted and not registered is carried over unchanged; but a *targeted* one
   that is not registered is deleted, and with ``--target-dependents`` everything that depends on a target
-  (through ``parent``, ``dependsOn`` or a property) is targeted. So every dependent of a target, in the
-  deployed state and in the new program, is registered;
+  (through ``parent``, ``dependsOn`` or a property) is targeted. So every dependent of a target is
+  registered (see :func:`plan_step` for why the new program's dependents cover the deployed state's);
 * a registered resource that is not targeted keeps its old state without a provider call. So what a
   registered component needs (a route's Deployments, an ingress's backends) can be registered cheaply.
 
 Everything else a step could change that is not one unit's — meshkit's own code, the stack-wide settings,
-the cluster the stack deploys to — is in the ``settings`` fingerprint; when it differs, or when a service's
-objects depend on secret values meshkit cannot see here, the step is the full ``up``. No Pulumi runtime.
+the cluster the stack deploys to — is in the ``settings`` fingerprint; when it differs, the step is the full
+``up``. A service whose objects hold secret values (not in the stack file as meshkit reads it) is in every
+step. No Pulumi runtime.
 """
 
 from __future__ import annotations
@@ -159,11 +160,16 @@ def unit_fingerprints(stack: StackConfig) -> dict[str, str | None]:
 
 def fingerprints(stack: StackConfig, cluster: Mapping[str, str | None]) -> dict[str, Any]:
     """The ``fingerprints`` stack output: ``settings`` (meshkit's code, the stack-wide settings and the
-    cluster, by its ``kubernetes:`` config) and ``units``."""
+    cluster, by its ``kubernetes:`` config), ``units``, and the component types of each unit (a later step
+    that removes the unit targets them)."""
     settings = stack.model_dump(mode="json", exclude={"namespaces", "services", "ingresses"})
+    components: dict[str, list[str]] = {}
+    for component in sorted(declared_components(stack)):
+        components.setdefault(component.unit, []).append(component.type)
     return {
         "settings": _digest([code_digest(), settings, dict(sorted(cluster.items()))]),
         "units": unit_fingerprints(stack),
+        "components": components,
     }
 
 
@@ -185,46 +191,6 @@ class TargetedStep:
     registered: set[Component] = field(default_factory=set)
     """What the program registers: the targets, everything the engine will target with them, and what
     those need to be built."""
-
-
-@dataclass
-class _DeployedState:
-    root: dict[str, Any]
-    components: dict[Component, str]
-    """Top-level meshkit components, to their URNs."""
-    top_level: dict[str, Component]
-    """Every resource URN below a top-level component, to that component."""
-    dependents: dict[str, set[str]]
-    """URN → URNs that name it as parent, dependency or property dependency."""
-
-
-def _read_state(export: Mapping[str, Any]) -> _DeployedState | None:
-    resources = (export.get("deployment") or {}).get("resources") or []
-    roots = [r for r in resources if r.get("type") == ROOT_STACK_TYPE]
-    if len(roots) != 1:
-        return None
-    root_urn = roots[0]["urn"]
-    parents = {r["urn"]: r.get("parent") for r in resources}
-    components: dict[Component, str] = {}
-    for resource in resources:
-        if resource.get("type") in UNIT_KIND and resource.get("parent") == root_urn:
-            components[Component(resource["type"], resource["urn"].rsplit("::", 1)[-1])] = resource["urn"]
-    by_urn = {urn: component for component, urn in components.items()}
-    top_level: dict[str, Component] = {}
-    for urn in parents:
-        walk: str | None = urn
-        while walk is not None and walk not in by_urn:
-            walk = parents.get(walk)
-        if walk is not None:
-            top_level[urn] = by_urn[walk]
-    dependents: dict[str, set[str]] = {}
-    for resource in resources:
-        named = [resource.get("parent"), *(resource.get("dependencies") or [])]
-        named += [urn for urns in (resource.get("propertyDependencies") or {}).values() for urn in urns]
-        for urn in named:
-            if urn:
-                dependents.setdefault(urn, set()).add(resource["urn"])
-    return _DeployedState(roots[0], components, top_level, dependents)
 
 
 def _declared_dependents(stack: StackConfig, component: Component) -> set[Component]:
@@ -281,53 +247,63 @@ def _closure(start: Iterable[Component], step: Any, declared: set[Component]) ->
 def plan_step(
     stack: StackConfig,
     cluster: Mapping[str, str | None],
-    export: Mapping[str, Any],
+    deployed_outputs: Mapping[str, Any],
     stack_name: str,
     project: str,
 ) -> FullUp | TargetedStep:
-    """The targeted update that brings the deployed state ``export`` (``pulumi stack export``) to ``stack``,
-    or why only the full ``up`` can."""
-    state = _read_state(export)
-    if state is None:
+    """The targeted update that brings the last deployment (its stack outputs, ``pulumi stack output
+    --json``) to ``stack``, or why only the full ``up`` can.
+
+    The deployed state's own dependencies need not be read: the last deployment registered them from the
+    deployed config with this same code (else ``settings`` differs), so a component whose dependencies
+    change between the two registers differently, and its unit is changed itself (tests/test_step_scope.py
+    checks both against the engine's rule, old state included)."""
+    if not deployed_outputs:
         return FullUp("the stack has no deployment yet")
-    deployed = (state.root.get("outputs") or {}).get(FINGERPRINTS_OUTPUT)
+    deployed = deployed_outputs.get(FINGERPRINTS_OUTPUT)
     if not isinstance(deployed, dict) or not isinstance(deployed.get("units"), dict):
         return FullUp("the last deployment recorded no fingerprints (a meshkit before targeted steps made it)")
     wanted = fingerprints(stack, cluster)
     if deployed.get("settings") != wanted["settings"]:
         return FullUp("meshkit itself, a stack-wide setting or the cluster changed since the last deployment")
     old_units, new_units = deployed["units"], wanted["units"]
+    # A unit is changed when it comes, goes, differs, or holds secret values (None: in every step).
     changed = sorted(
         unit
         for unit in set(old_units) | set(new_units)
-        if unit not in old_units
-        or unit not in new_units
-        or old_units[unit] != new_units[unit]
-        or new_units[unit] is None
+        if unit not in old_units or old_units[unit] != new_units.get(unit) or new_units.get(unit) is None
     )
     declared = declared_components(stack)
-    target_components = {c for c in declared | set(state.components) if c.unit in changed}
-    targets = sorted(
-        state.components.get(component) or component.urn(stack_name, project) for component in target_components
-    )
-    # Everything the engine will target: dependents in the deployed state (deleted unless registered) ...
-    reached: set[str] = set()
-    queue = [state.components[c] for c in target_components if c in state.components]
-    while queue:
-        for dependent in state.dependents.get(queue.pop(), ()):
-            if dependent not in reached:
-                reached.add(dependent)
-                queue.append(dependent)
-    engine_targeted = target_components | {state.top_level[urn] for urn in reached if urn in state.top_level}
-    # ... and in the new program.
-    engine_targeted = _closure(engine_targeted, lambda c: _declared_dependents(stack, c), declared)
+    old_components = deployed.get("components")
+    old_components = old_components if isinstance(old_components, dict) else {}
+    removed = {
+        Component(kind, unit.split("/", 1)[1])
+        for unit in changed
+        for kind in old_components.get(unit, [])
+        if isinstance(kind, str) and kind in UNIT_KIND
+    }
+    target_components = {c for c in declared if c.unit in changed} | removed
+    targets = sorted(component.urn(stack_name, project) for component in target_components)
+    # Everything the engine will target with them (a dependent the program did not register would be
+    # deleted), and what those need to be built.
+    engine_targeted = _closure(target_components, lambda c: _declared_dependents(stack, c), declared)
     registered = _closure(engine_targeted, lambda c: _declared_needs(stack, c), declared)
     return TargetedStep(changed, targets, registered)
 
 
-def scope_file_text(registered: Iterable[Component]) -> str:
-    return json.dumps([[c.type, c.name] for c in sorted(registered)])
+def scope_file_text(registered: Iterable[Component], deployed_outputs: Mapping[str, Any]) -> str:
+    """What the program of a targeted step reads: the components to register, and the outputs of the last
+    deployment that the step was planned from (the program's rollout checks run against them)."""
+    return json.dumps({"components": [[c.type, c.name] for c in sorted(registered)], "deployed": deployed_outputs})
 
 
-def read_scope_file(text: str) -> set[Component]:
-    return {Component(str(kind), str(name)) for kind, name in json.loads(text)}
+@dataclass(frozen=True)
+class StepScope:
+    components: set[Component]
+    deployed_outputs: dict[str, Any]
+
+
+def read_scope_file(text: str) -> StepScope:
+    document = json.loads(text)
+    components = {Component(str(kind), str(name)) for kind, name in document["components"]}
+    return StepScope(components, dict(document["deployed"]))

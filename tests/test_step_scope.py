@@ -27,6 +27,7 @@ from meshkit.step_scope import (
     UNIT_KIND,
     Component,
     FullUp,
+    StepScope,
     TargetedStep,
     declared_components,
     fingerprints,
@@ -95,25 +96,10 @@ def run_program(raw: dict[str, Any], only: set[Component] | None = None) -> Prog
     return Program(requests, names, parents)
 
 
-def export_of(program: Program, outputs: dict[str, Any]) -> dict[str, Any]:
-    """A `pulumi stack export` of what ``program`` deployed (the fields the step planner reads)."""
-    resources = [{"urn": ROOT_URN, "type": ROOT_STACK_TYPE, "outputs": outputs}]
-    for urn, request in program.requests.items():
-        resources.append(
-            {
-                "urn": urn,
-                "type": request["type"],
-                "parent": program.parents[urn],
-                "dependencies": sorted(program.names[urn] - {program.parents[urn]}),
-            }
-        )
-    return {"version": 3, "deployment": {"resources": resources}}
-
-
-def deployed_export(raw: dict[str, Any]) -> tuple[Program, dict[str, Any]]:
+def deployed_outputs(raw: dict[str, Any]) -> tuple[Program, dict[str, Any]]:
+    """What deploying ``raw`` registered, and the fingerprints its stack outputs then hold."""
     program = run_program(raw)
-    outputs = {FINGERPRINTS_OUTPUT: fingerprints(StackConfig.model_validate(raw), RENDER)}
-    return program, export_of(program, outputs)
+    return program, {FINGERPRINTS_OUTPUT: fingerprints(StackConfig.model_validate(raw), RENDER)}
 
 
 def engine_targeted(targets: Iterable[str], graphs: Iterable[Program]) -> set[str]:
@@ -221,8 +207,8 @@ ALL_PAIRS = {**{f"{a}->{b}": (scenario_raw(a), scenario_raw(b)) for a, b in SCEN
 def _step(pair: str) -> tuple[Program, Program, TargetedStep]:
     """The programs before and after a step of ALL_PAIRS, and the targeted step between them."""
     before_raw, after_raw = ALL_PAIRS[pair]
-    before, export = deployed_export(before_raw)
-    plan = plan_step(StackConfig.model_validate(after_raw), RENDER, export, STACK, PROJECT)
+    before, outputs = deployed_outputs(before_raw)
+    plan = plan_step(StackConfig.model_validate(after_raw), RENDER, outputs, STACK, PROJECT)
     assert isinstance(plan, TargetedStep)
     return before, run_program(after_raw), plan
 
@@ -261,7 +247,7 @@ def test_the_targeted_step_registers_everything_the_engine_targets_exactly_as_th
 def test_a_one_weight_step_targets_one_service_and_registers_little() -> None:
     raw = scenario_raw("B2")
     after = _with(raw, lambda r: r["services"]["reviews"]["traffic"].update(weights={"v1": 50, "v2": 50}))
-    plan = plan_step(StackConfig.model_validate(after), RENDER, deployed_export(raw)[1], STACK, PROJECT)
+    plan = plan_step(StackConfig.model_validate(after), RENDER, deployed_outputs(raw)[1], STACK, PROJECT)
     assert isinstance(plan, TargetedStep)
     assert plan.changed_units == ["service/reviews"]
     assert {urn.rsplit("::", 2)[-2:][1] for urn in plan.targets} == {"reviews"}
@@ -270,7 +256,7 @@ def test_a_one_weight_step_targets_one_service_and_registers_little() -> None:
 
 def test_nothing_changed_is_an_empty_step() -> None:
     raw = scenario_raw("B3")
-    plan = plan_step(StackConfig.model_validate(raw), RENDER, deployed_export(raw)[1], STACK, PROJECT)
+    plan = plan_step(StackConfig.model_validate(raw), RENDER, deployed_outputs(raw)[1], STACK, PROJECT)
     assert isinstance(plan, TargetedStep) and plan.changed_units == [] and plan.targets == []
 
 
@@ -281,19 +267,19 @@ def test_nothing_changed_is_an_empty_step() -> None:
 def test_what_only_a_full_up_can_do(why: str, monkeypatch: pytest.MonkeyPatch) -> None:
     raw = scenario_raw("A3")
     stack = StackConfig.model_validate(raw)
-    _, export = deployed_export(raw)
+    _, outputs = deployed_outputs(raw)
     cluster = RENDER
     if why == "no deployment":
-        export = {"deployment": {"resources": []}}
+        outputs = {}
     elif why == "no fingerprints":
-        export["deployment"]["resources"][0]["outputs"] = {}
+        outputs = {"services": {}}
     elif why == "a stack-wide setting":
         stack = StackConfig.model_validate({**raw, "readyTimeout": "3m"})
     elif why == "another cluster":
         cluster = {"context": "kind-dev", "kubeconfig": None}
     else:
         monkeypatch.setattr("meshkit.step_scope.code_digest", lambda: "a newer meshkit")
-    assert isinstance(plan_step(stack, cluster, export, STACK, PROJECT), FullUp)
+    assert isinstance(plan_step(stack, cluster, outputs, STACK, PROJECT), FullUp)
 
 
 def test_a_service_with_secrets_is_in_every_step() -> None:
@@ -306,18 +292,7 @@ def test_a_service_with_secrets_is_in_every_step() -> None:
     assert recorder.registrations  # the config is one the program deploys
     units = fingerprints(stack, RENDER)["units"]
     assert units["service/nginx"] is None
-    export = {
-        "deployment": {
-            "resources": [
-                {
-                    "urn": ROOT_URN,
-                    "type": ROOT_STACK_TYPE,
-                    "outputs": {FINGERPRINTS_OUTPUT: fingerprints(stack, RENDER)},
-                }
-            ]
-        }
-    }
-    plan = plan_step(stack, RENDER, export, STACK, PROJECT)
+    plan = plan_step(stack, RENDER, {FINGERPRINTS_OUTPUT: fingerprints(stack, RENDER)}, STACK, PROJECT)
     assert isinstance(plan, TargetedStep) and plan.changed_units == ["service/nginx"]
 
 
@@ -331,7 +306,19 @@ def test_every_component_type_belongs_to_a_unit() -> None:
 
 def test_the_scope_file_round_trips() -> None:
     scope = {Component(next(iter(UNIT_KIND)), "reviews"), Component("meshkit:index:Ingress", "bookinfo")}
-    assert read_scope_file(scope_file_text(scope)) == scope
+    outputs = {"services": {"reviews": {"weights": {"v1": 100}}}}
+    assert read_scope_file(scope_file_text(scope, outputs)) == StepScope(scope, outputs)
+
+
+def test_a_removed_service_is_targeted_by_the_components_it_had() -> None:
+    raw = scenario_raw("A3")
+    removed = _with(raw, lambda r: r["services"].pop("nginx"))
+    plan = plan_step(StackConfig.model_validate(removed), RENDER, deployed_outputs(raw)[1], STACK, PROJECT)
+    assert isinstance(plan, TargetedStep) and plan.changed_units == ["service/nginx"]
+    assert plan.targets == [
+        f"urn:pulumi:{STACK}::{PROJECT}::meshkit:index:TrafficSplit::nginx",
+        f"urn:pulumi:{STACK}::{PROJECT}::meshkit:index:VersionedService::nginx",
+    ]
 
 
 def test_principals_are_part_of_a_callee_fingerprint() -> None:

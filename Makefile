@@ -124,7 +124,7 @@ test: bootstrap cluster-toolchain istio-toolchain
 wheel: bootstrap
 	$(VENV)/bin/python -m pip wheel --quiet --no-deps --no-build-isolation --wheel-dir dist .
 
-## make bench: every benchmark (about 30 minutes); writes BENCHMARKS.md and bench/mock_cost.png
+## make bench: every benchmark (about 75 minutes); writes BENCHMARKS.md, bench/mock_cost.png and bench/engine_scale.png
 bench: bootstrap
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,bench]'
 	$(VENV)/bin/python -m bench.run

@@ -24,6 +24,7 @@ from meshkit.config import load_stack_file, stack_file_keys
 from meshkit.errors import ConfigError
 from meshkit.render import render_stack
 from meshkit.rollout import stack_summary
+from meshkit.step_scope import FINGERPRINTS_OUTPUT, fingerprints
 
 from ..scenario_data import SCENARIOS
 from ..test_engine_yaml import ENGINE_SCALARS
@@ -136,7 +137,12 @@ def test_a_stack_of_yaml_1_1_traps_deploys_exactly_what_check_reads(tmp_path: Pa
     }
     assert (env["WINDOW"], env["SINCE"]) == ("1:20", "2001-12-14 00:00:00 +0000 UTC")
     outputs = json.loads(project.pulumi("stack", "output", "--json").stdout)
-    assert outputs == json.loads(json.dumps(stack_summary(stack)))
+    # The summary, and the fingerprints `meshkit up` compares with the stack file's: the engine's reading
+    # and check's agree on every unit.
+    render_mode = {"context": None, "kubeconfig": None}
+    assert outputs == json.loads(
+        json.dumps({**stack_summary(stack), FINGERPRINTS_OUTPUT: fingerprints(stack, render_mode)})
+    )
 
 
 def test_a_key_written_twice_stops_both_at_the_same_lines(tmp_path: Path) -> None:

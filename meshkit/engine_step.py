@@ -8,7 +8,6 @@ make-before-break order; the targeted one only registers and checks fewer object
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import tempfile
@@ -20,7 +19,14 @@ from typing import Any
 from .analysis import analyze_stack
 from .config import read_stack_file_keys, stack_file
 from .errors import MeshkitError
-from .sources import cluster_config, project_name, project_root, stack_cluster, stack_outputs
+from .sources import (
+    cluster_config,
+    last_update_succeeded,
+    project_name,
+    project_root,
+    stack_cluster,
+    stack_outputs,
+)
 from .step_scope import SCOPE_FILE_ENV, FullUp, TargetedStep, plan_step, scope_file_text
 
 PULUMI_MISSING = "the pulumi CLI is not on PATH (run `make bootstrap`, then use .venv/bin)"
@@ -34,25 +40,6 @@ class StepCommand:
     explanation: list[str]
     scope_text: str | None = None
     """The components the program registers (a targeted step), written to the file SCOPE_FILE_ENV names."""
-
-
-def _last_update_succeeded(stack: str, cwd: Path) -> bool:
-    """Whether the stack's last update ended well: a failed one may have recorded fingerprints of objects it
-    did not deploy (the engine saves the program's outputs with the state it reached)."""
-    try:
-        result = subprocess.run(
-            ["pulumi", "stack", "history", "--json", "--page-size", "1", "--stack", stack],
-            cwd=cwd, capture_output=True, check=False, timeout=120,
-        )  # fmt: skip
-    except FileNotFoundError:
-        raise MeshkitError(PULUMI_MISSING) from None
-    if result.returncode != 0:
-        return False
-    try:
-        history = json.loads(result.stdout or b"[]")
-    except ValueError:
-        return False
-    return bool(history) and isinstance(history[0], dict) and history[0].get("result") == "succeeded"
 
 
 def step_command(path: Path, stack: str, full: bool = False) -> StepCommand:
@@ -70,7 +57,9 @@ def step_command(path: Path, stack: str, full: bool = False) -> StepCommand:
         argv.append("--skip-preview")  # a rendered stack's preview checks nothing the program has not
     if full:
         return StepCommand(argv, ["the full `up` (--full)"])
-    if not _last_update_succeeded(stack, root):
+    # A failed update may have recorded fingerprints of objects it did not deploy (the engine saves the
+    # program's outputs with the state it reached).
+    if not last_update_succeeded(stack, root):
         return StepCommand(argv, ["the full `up`: the stack's last update did not succeed (or there is none)"])
     deployed = stack_outputs(stack)
     if not isinstance(deployed, dict):

@@ -99,6 +99,23 @@ def text_at_revision(path: Path, ref: str) -> str | None:
     return stack_text(shown.stdout, f"{path} at {ref[:12]}") if shown.returncode == 0 else None
 
 
+def last_update_succeeded(stack: str, cwd: Path) -> bool:
+    """Whether the stack's last update ended well (False when there is none, or it cannot be told)."""
+    result = _run(
+        ["pulumi", "stack", "history", "--json", "--page-size", "1", "--stack", stack],
+        "the pulumi CLI is not on PATH (run `make bootstrap`, then use .venv/bin)",
+        120,
+        cwd,
+    )
+    if result.returncode != 0:
+        return False
+    try:
+        history = json.loads(result.stdout or b"[]")
+    except ValueError:
+        return False
+    return bool(history) and isinstance(history[0], dict) and history[0].get("result") == "succeeded"
+
+
 def stack_outputs(stack: str) -> Any:
     """The outputs of the stack's last deployment as JSON (``{}`` before the first), read with the Pulumi
     CLI so that the same backend and credentials apply as for ``pulumi up``."""

@@ -1,0 +1,3 @@
+module meshkit.local/standin
+
+go 1.25

@@ -98,12 +98,19 @@ destroy: stack
 	@meshkit unlock $(STACK)
 	pulumi destroy --yes --stack $(STACK) --non-interactive $(STACK_CONFIG)
 
-## make cluster: a local Kubernetes control plane (kwok nodes, Istio and Gateway API CRDs, istiod with its webhooks) on loopback; writes .cluster/kubeconfig
-cluster:
-	@python3 -m toolchain.cluster up --dir $(CLUSTER_DIR)
+## make cluster: a local Kubernetes cluster on loopback (Istio and Gateway API CRDs, istiod with its webhooks) and a
+## real node (kubelet, containerd, Envoy sidecars; needs root) whose ingress gateway it prints; writes .cluster/kubeconfig.
+## NODE=kwok: pods simulated instead (no traffic, no root, no image builds)
+NODE ?= real
+cluster: cluster-toolchain istio-toolchain
+	@python3 -m toolchain.cluster up --dir $(CLUSTER_DIR) --node $(NODE)
 
+# The control plane and kubelet; the node's containerd, runc and CNI plugins (and the Debian packages they and
+# the data-plane tests need).
 cluster-toolchain:
+	@toolchain/system-packages.sh
 	@toolchain/build-cluster.sh >/dev/null
+	@toolchain/build-node.sh >/dev/null
 
 cluster-down:
 	@python3 -m toolchain.cluster down --dir $(CLUSTER_DIR)

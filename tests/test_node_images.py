@@ -83,12 +83,16 @@ def test_bookinfo_stand_ins_call_as_bookinfo_does() -> None:
 def test_the_node_network_stays_on_its_bridge(tmp_path: Path) -> None:
     node = RealNode(tmp_path / "node", 201)
     bin_dir = tmp_path / "bin"
-    node.write_config(bin_dir, images.PAUSE_IMAGE, 10250, 10248, tmp_path / "ca.crt", tmp_path / "c", tmp_path / "k")
+    node.write_config(bin_dir, images.PAUSE_IMAGE, "10.96.0.0/16", 10250, 10248, tmp_path / "ca.crt", tmp_path / "c", tmp_path / "k")
     cni = json.loads((node.directory / "cni/net.d/10-meshkit.conflist").read_text())
     bridge = cni["plugins"][0]
     # No masquerade and no port mapping: nothing written to the host's firewall, nothing reaches beyond it.
     assert bridge["ipMasq"] is False and [p["type"] for p in cni["plugins"]] == ["bridge", "loopback"]
-    assert bridge["ipam"]["ranges"] == [[{"subnet": "10.244.201.0/24", "gateway": "10.244.201.1"}]]
+    assert bridge["ipam"]["ranges"] == [[{"subnet": "10.244.201.0/24"}]]
+    # Service addresses through the node; no default route: nothing beyond this machine is reachable.
+    assert bridge["ipam"]["routes"] == [{"dst": "10.96.0.0/16", "gw": "10.244.201.1"}]
+    # Not the pods' gateway, so the plugin leaves the host's IP forwarding off.
+    assert bridge["isGateway"] is False
     kubelet = json.loads((node.directory / "kubelet.json").read_text())
     assert kubelet["address"] == "10.244.201.1" and kubelet["readOnlyPort"] == 0
     assert kubelet["healthzBindAddress"] == "127.0.0.1"

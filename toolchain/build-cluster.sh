@@ -2,11 +2,13 @@
 # Builds a local Kubernetes control plane from Go modules, at the versions pinned in toolchain/versions.env,
 # into a cache directory outside the repository keyed by those versions: etcd, kube-apiserver,
 # kube-controller-manager, kube-scheduler, kubectl, and kwok (simulated nodes and pods, so Deployments
-# become Available without a kubelet or a container runtime).
+# become Available without a kubelet or a container runtime); and the kubelet, for a real node (with the
+# container runtime and CNI plugins of toolchain/build-node.sh).
 #
 #   toolchain/build-cluster.sh            # prints the bin directory on its last line
 #
-# A second run with the same versions finds the cache and returns at once. Module hashes are pinned by the
+# A second run with the same versions finds the cache and returns at once; a run after a partial build (or
+# after a binary joined the list) compiles only the binaries missing. Module hashes are pinned by the
 # go.sum files beside this script (go.sum.kubernetes, go.sum.etcd, go.sum.kwok): a module that resolves to
 # other content stops the build with Go's checksum mismatch error.
 set -euo pipefail
@@ -18,7 +20,7 @@ source "$here/versions.env"
 cache_root=${MESHKIT_TOOLCHAIN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/meshkit/toolchain}
 prefix="$cache_root/cluster-kubernetes-${KUBERNETES_VERSION}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}"
 bin="$prefix/bin"
-binaries=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok)
+binaries=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kwok)
 
 say() { printf '[cluster-build] %s\n' "$*" >&2; }
 
@@ -59,7 +61,8 @@ new_wrapper() {
 build_kubernetes() {
   local v=$KUBERNETES_VERSION src="$prefix/src/kubernetes"
   local minor=${v#*.}; minor=${minor%%.*}
-  local cmds=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+  # All from one wrapper module (one go.sum.kubernetes), stamped alike.
+  local cmds=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet)
   local mod_file staging go_line
   mod_file=$(go mod download -json "k8s.io/kubernetes@v$v" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
   # k8s.io/kubernetes replaces its staging modules (k8s.io/api, k8s.io/client-go, ...) with local paths,
@@ -144,7 +147,7 @@ EOF
 start=$(date +%s)
 [[ -x "$bin/etcd" ]] || build_etcd
 [[ -x "$bin/kwok" ]] || build_kwok
-for b in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+for b in kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet; do
   [[ -x "$bin/$b" ]] || { build_kubernetes; break; }
 done
 have_all || { say "build incomplete: $bin"; exit 1; }

@@ -4,12 +4,15 @@
 #
 # - istioctl, Istio's own config analyzer, for the offline tier (tests/istio/) and the live tier;
 # - pilot-discovery, Istio's control plane (istiod), which the local cluster runs for its validating webhook
-#   and its sidecar injector (toolchain/istiod.py).
+#   and its sidecar injector (toolchain/istiod.py);
+# - pilot-agent, the proxy agent of a real data plane: it starts Envoy and feeds it certificates and config
+#   from istiod (`pilot-agent proxy`), and writes a pod's traffic redirection (`pilot-agent istio-iptables`).
 #
 #   toolchain/build-istioctl.sh            # prints the bin directory on its last line
-#   toolchain/build-istioctl.sh --cached   # the same if both are built, else exit 1 without building (tests)
+#   toolchain/build-istioctl.sh --cached   # the same if all 3 are built, else exit 1 without building (tests)
 #
-# A second run with the same version finds the cache and returns at once. Module hashes are pinned by the
+# A second run with the same version finds the cache and returns at once; a run after a partial build (or
+# after a binary joined the list) compiles only the binaries missing. Module hashes are pinned by the
 # go.sum.istio file beside this script: a module that resolves to other content stops the build with Go's
 # checksum mismatch error. Why a pseudo-version: the module proxy here does not serve Istio's tagged release
 # commits, only master commits (see the comment in versions.env).
@@ -23,9 +26,10 @@ cache_root=${MESHKIT_TOOLCHAIN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/meshkit/to
 prefix="$cache_root/istio-${ISTIO_VERSION}-${ISTIO_PSEUDO##*-}"
 bin="$prefix/bin"
 mod=istio.io/istio
-# Both from one wrapper module (one go.sum), with the same flags and tags.
-binaries=(istioctl pilot-discovery)
-declare -A packages=([istioctl]=istioctl/cmd/istioctl [pilot-discovery]=pilot/cmd/pilot-discovery)
+# All from one wrapper module (one go.sum), with the same flags and tags.
+binaries=(istioctl pilot-discovery pilot-agent)
+declare -A packages=([istioctl]=istioctl/cmd/istioctl [pilot-discovery]=pilot/cmd/pilot-discovery
+  [pilot-agent]=pilot/cmd/pilot-agent)
 
 say() { printf '[istio-build] %s\n' "$*" >&2; }
 
@@ -87,8 +91,8 @@ EOF
     ldflags+=" -X $pkg.buildOS=$(go env GOOS) -X $pkg.buildArch=$(go env GOARCH)"
     for b in "${binaries[@]}"; do
       [[ -x "$bin/$b" ]] && continue
-      say "compiling $b: a first build takes about 5 (istioctl) and 10 (pilot-discovery) minutes on 2 cores"
-      # The build tags of Istio's Makefile (STANDARD_TAGS) for istioctl and pilot-discovery.
+      say "compiling $b: a first build takes about 5 (istioctl), 10 (pilot-discovery), 1 (pilot-agent) minutes on 2 cores"
+      # The build tags of Istio's Makefile (STANDARD_TAGS) for istioctl, pilot-discovery and pilot-agent.
       go build -v -trimpath -tags vtprotobuf,disable_pgv -ldflags "$ldflags" -o "$bin/$b.tmp" \
         "${mod}/${packages[$b]}" 2>&1 | progress "$b"
       mv "$bin/$b.tmp" "$bin/$b"

@@ -35,7 +35,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from toolchain import istiod
+from toolchain import images, istiod
+from toolchain.node import NODE_NAME as REAL_NODE_NAME
+from toolchain.node import NodeError, RealNode, free_subnet, node_bin_dir
 
 TOOLCHAIN = Path(__file__).resolve().parent
 REPO = TOOLCHAIN.parent
@@ -45,20 +47,33 @@ ISTIO_CRDS = REPO / "meshkit" / "schemas" / "istio-1.30.3" / "customresourcedefi
 GATEWAY_API_CRDS = REPO / "meshkit" / "schemas" / "gateway-api-v1.6.1"
 KWOK_STAGES = TOOLCHAIN / "kwok-stages.yaml"
 NODE_NAME = "kwok-node-0"
+# Where pods run: "kwok" (simulated, fast, for the object tiers) or "real" (toolchain/node.py: kubelet,
+# containerd, runc and Envoy sidecars; requests flow).
+NODE_KINDS = ("kwok", "real")
+# The ingress gateway's Envoy listens on 8080 in its pod (Istio's chart: Service port 80 → 8080); the host
+# reaches it on a free loopback port through socat.
+GATEWAY_POD_PORT = 8080
 SERVICE_CIDR = "10.96.0.0/16"
 ADMIN_USER = "meshkit-admin"
 
-# Start order.
+# Start order (with a real node, containerd and kubelet instead of kwok, and socat for the gateway).
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", istiod.BINARY)
+REAL_NODE_COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "containerd",
+                        "kubelet", istiod.BINARY, "socat")  # fmt: skip
 # Stop order, one group after the other: the API server's clients, then the API server, then etcd. Stopped all
 # at once, the API server waits on etcd and istiod on the API server until they are killed (10 s); in this
-# order each exits within a second.
-STOP_ORDER = ((istiod.BINARY,), ("kwok", "kube-scheduler", "kube-controller-manager"), ("kube-apiserver",), ("etcd",))
-assert sorted(name for names in STOP_ORDER for name in names) == sorted(COMPONENTS)
+# order each exits within a second. The node's pods are killed once kubelet has stopped (RealNode).
+STOP_ORDER = (("socat", "kubelet"), (istiod.BINARY,), ("kwok", "kube-scheduler", "kube-controller-manager"),
+              ("kube-apiserver",), ("etcd",), ("containerd",))  # fmt: skip
+assert {name for names in STOP_ORDER for name in names} == {*COMPONENTS, *REAL_NODE_COMPONENTS}
 
 
 class ClusterError(Exception):
     """The control plane could not be built, started or reached; the message says what to look at."""
+
+
+class AlreadyRunning(ClusterError):
+    """A cluster runs in the directory: nothing was started, and the running one is left alone."""
 
 
 def say(message: str) -> None:
@@ -82,6 +97,13 @@ def build_binaries() -> Path:
             f"toolchain/build-cluster.sh failed with exit code {result.returncode}: see its output above"
         )
     return Path(result.stdout.strip().splitlines()[-1])
+
+
+def _build_node_binaries() -> Path:
+    try:
+        return node_bin_dir(build=True)
+    except NodeError as err:
+        raise ClusterError(str(err)) from None
 
 
 def build_istio_binaries() -> Path:
@@ -125,7 +147,9 @@ class Pki:
         csr.unlink()
         ext_file.unlink()
 
-    def create(self) -> None:
+    def create(self, node_address: str | None = None) -> None:
+        """With ``node_address``, also the real node's certificates, and istiod's serving certificate valid
+        for that address too (pods dial istiod there)."""
         self.directory.mkdir(parents=True, exist_ok=True)
         ca_key = self._key("ca")
         self._openssl(
@@ -145,11 +169,20 @@ class Pki:
             "istiod-serving",
             "/CN=istiod.istio-system.svc",
             "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n"
-            "extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost,DNS:istiod.istio-system.svc\n",
+            "extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost,DNS:istiod.istio-system.svc"
+            + (f",IP:{node_address}\n" if node_address else "\n"),
         )
         client = "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n"
         for name, subject in CLIENTS.items():
             self._signed(name, subject, client)
+        self._signed("apiserver-kubelet-client", APISERVER_KUBELET_CLIENT, client)
+        if node_address:
+            self._signed("node", NODE_CLIENT, client)
+            self._signed(
+                "kubelet-serving", f"/CN={REAL_NODE_NAME}",
+                "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n"
+                f"extendedKeyUsage=serverAuth\nsubjectAltName=IP:{node_address},DNS:{REAL_NODE_NAME}\n",
+            )
         self._openssl(
             "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", str(self.path("sa.key"))
         )
@@ -165,6 +198,18 @@ CLIENTS = {
     "scheduler": "/CN=system:kube-scheduler",
     "kwok": "/O=system:masters/CN=kwok",
     "istiod": f"/O=system:serviceaccounts/O=system:serviceaccounts:{istiod.NAMESPACE}/CN={istiod.IDENTITY}",
+}
+
+# The real node's identities: kubelet as a node (RBAC's system:node role, bound to the group at the start),
+# and the API server as kubelet's client (kubectl exec, logs), a cluster admin.
+NODE_CLIENT = f"/O=system:nodes/CN=system:node:{REAL_NODE_NAME}"
+APISERVER_KUBELET_CLIENT = "/O=system:masters/CN=kube-apiserver-kubelet-client"
+NODE_ROLE_BINDING = {
+    "apiVersion": "rbac.authorization.k8s.io/v1",
+    "kind": "ClusterRoleBinding",
+    "metadata": {"name": "meshkit:nodes"},
+    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:node"},
+    "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:nodes"}],
 }
 
 AUDIT_POLICY = """\
@@ -243,13 +288,32 @@ class LocalCluster:
         state = {**self.state(), **values}
         self.state_file.write_text(json.dumps(state, indent=2) + "\n")
 
-    def stop(self, delete: bool = True) -> None:
-        """Stop every component by its recorded PID, in STOP_ORDER (TERM, then KILL after 10 s), then delete
-        the directory unless told to keep it (its logs explain a failed start)."""
+    @property
+    def real_node(self) -> RealNode | None:
+        subnet = self.state().get("node_subnet")
+        return None if subnet is None else RealNode(self.directory / "node", int(str(subnet)))
+
+    @property
+    def gateway_url(self) -> str:
+        """The ingress gateway on loopback (a real node only)."""
+        return f"http://127.0.0.1:{self.state()['gateway_port']}"
+
+    def stop(self, delete: bool = True) -> list[str]:
+        """Stop every component by its recorded PID, in STOP_ORDER (TERM, then KILL after 10 s); with a real
+        node, kill its pods once kubelet is gone and put the host back as it was (RealNode.clean_up); then
+        delete the directory unless told to keep it (its logs explain a failed start). Returns what could not
+        be cleaned up."""
+        node = self.real_node
         for names in STOP_ORDER:
+            if node is not None and "containerd" in names:
+                node.kill_containers(Path(str(self.state()["node_bin"])))
             self._terminate(names, timeout=10)
+        problems = node.clean_up() if node is not None else []
+        for problem in problems:
+            say(f"could not clean up: {problem}")
         if delete and self.directory.exists():
-            shutil.rmtree(self.directory)
+            shutil.rmtree(self.directory, ignore_errors=True)
+        return problems
 
     def _terminate(self, names: tuple[str, ...], timeout: float) -> None:
         running = {name: pid for name, pid in self.running().items() if name in names}
@@ -266,22 +330,29 @@ class LocalCluster:
 
     # --- start --------------------------------------------------------------------------------------
 
-    def start(self, bin_dir: Path, istio_bin_dir: Path, timeout: float = 180) -> None:
+    def start(self, bin_dir: Path, istio_bin_dir: Path, timeout: float = 180, node_bin: Path | None = None) -> None:
         """Start a new control plane in ``directory`` (which must not hold a running one) and wait until it
-        serves: API server ready, Istio CRDs established, the simulated node Ready and schedulable, and
-        istiod's webhooks answering the API server (a refused object, an injected pod)."""
+        serves: API server ready, Istio CRDs established, the node Ready and schedulable, and istiod's
+        webhooks answering the API server (a refused object, an injected pod). With ``node_bin`` (containerd,
+        runc, CNI plugins) the node is real (toolchain/node.py) and the ingress gateway serves on loopback;
+        otherwise kwok simulates it."""
         if self.running():
-            raise ClusterError(f"a cluster is already running in {self.directory}: stop it first (make cluster-down)")
+            raise AlreadyRunning(f"a cluster is already running in {self.directory}: stop it first (make cluster-down)")
         if self.directory.exists():
             shutil.rmtree(self.directory)
         (self.directory / "logs").mkdir(parents=True)
         started = time.monotonic()
-        self.pki.create()
+        node = RealNode(self.directory / "node", free_subnet()) if node_bin else None
+        self.pki.create(node.address if node else None)
         ports = {name: free_port() for name in ("etcd", "etcd-peer", "apiserver", "controller-manager", "scheduler")}
         server = f"https://127.0.0.1:{ports['apiserver']}"
-        istio = istiod.Istiod(self.directory / "istiod", istio_bin_dir, {name: free_port() for name in istiod.PORTS})
+        istio = istiod.Istiod(self.directory / "istiod", istio_bin_dir, {name: free_port() for name in istiod.PORTS},
+                              pod_address=node.address if node else None)  # fmt: skip
         self._write_state(server=server, ports=ports, istiod_ports=istio.ports, bin=str(bin_dir),
                           istio_bin=str(istio_bin_dir), pids={})  # fmt: skip
+        if node and node_bin:
+            self._write_state(node_subnet=node.subnet, node_bin=str(node_bin))
+            self._prepare_node(node, node_bin, istio_bin_dir)
         # The matching kubectl and istioctl, for `make ... CLUSTER=local` (which puts DIR/bin on PATH) and users.
         (self.directory / "bin").mkdir()
         (self.directory / "bin" / "kubectl").symlink_to(bin_dir / "kubectl")
@@ -289,7 +360,9 @@ class LocalCluster:
         # Istio's install objects are rendered by istioctl (about 2 s) while the control plane starts.
         rendering = istio.render(self.pki.path("ca.crt"))
         try:
-            self._start_kubernetes(bin_dir, ports, server, started + timeout)
+            self._start_kubernetes(bin_dir, ports, server, started + timeout, real_node=node is not None)
+            if node and node_bin:
+                self._start_node(node, node_bin, bin_dir, started + timeout)
             istio_started = time.monotonic()
             install = self._istio_install(istio, rendering)
         finally:
@@ -307,8 +380,12 @@ class LocalCluster:
         _wait("istiod's validating webhook to refuse an invalid object", deadline, self,
               lambda: istiod.validation_works(self._api))  # fmt: skip
         _wait("istiod's injector to add the sidecar", deadline, self, lambda: istiod.injection_works(self._api))
-        # Its readiness follows 3 s later (kwok); what selects it (a Gateway's selector) needs the pod only.
-        _wait("the ingress gateway's pod", deadline, self, lambda: istiod.gateway_pod_exists(self._api))
+        if node:
+            _wait("the ingress gateway's Envoy to be ready", deadline, self, lambda: self._gateway_address() is not None)
+            self._forward_gateway()
+        else:
+            # Its readiness follows 3 s later (kwok); what selects it (a Gateway's selector) needs the pod only.
+            _wait("the ingress gateway's pod", deadline, self, lambda: istiod.gateway_pod_exists(self._api))
         now = time.monotonic()
         self._write_state(startup_seconds=round(now - started, 1), istiod_seconds=round(now - istio_started, 1))
 
@@ -318,7 +395,53 @@ class LocalCluster:
         except (istiod.IstiodError, subprocess.TimeoutExpired) as err:
             raise ClusterError(str(err)) from None
 
-    def _start_kubernetes(self, bin_dir: Path, ports: dict[str, int], server: str, deadline: float) -> None:
+    # --- the real node ------------------------------------------------------------------------------------
+
+    def _prepare_node(self, node: RealNode, node_bin: Path, istio_bin_dir: Path) -> None:
+        """Before the control plane: the bridge (istiod listens on it), the node's configuration, its images."""
+        try:
+            layout = images.build_all(istio_bin_dir / "pilot-agent", istiod.istio_module_dir())
+            node.record_host()
+            node.create_network()
+            ports = {"kubelet": free_port(), "kubelet-healthz": free_port()}
+            node.write_config(node_bin, images.PAUSE_IMAGE, SERVICE_CIDR, ports["kubelet"], ports["kubelet-healthz"],
+                              self.pki.path("ca.crt"), self.pki.path("kubelet-serving.crt"),
+                              self.pki.path("kubelet-serving.key"))  # fmt: skip
+        except (NodeError, images.ImageError, istiod.IstiodError) as err:
+            raise ClusterError(str(err)) from None
+        self._write_state(node_images=str(layout), node_ports=ports)
+
+    def _start_node(self, node: RealNode, node_bin: Path, bin_dir: Path, deadline: float) -> None:
+        self._start("containerd", node.containerd_command(node_bin), self.pids(),
+                    env=node.containerd_environment(node_bin))  # fmt: skip
+        _wait("containerd's socket", deadline, self, lambda: node.socket.is_socket())
+        try:
+            node.import_images(node_bin, Path(str(self.state()["node_images"])))
+        except NodeError as err:
+            raise ClusterError(str(err)) from None
+        self.kubectl(bin_dir, "apply", "--server-side", "-f", "-", stdin=json.dumps(NODE_ROLE_BINDING))
+        self._write_kubeconfig(self.directory / "node.kubeconfig", "node", self.server)
+        self._start("kubelet", node.kubelet_command(bin_dir, self.directory / "node.kubeconfig"), self.pids())
+        _wait(f"node {REAL_NODE_NAME} to be Ready", deadline, self, lambda: self._node_schedulable(bin_dir, REAL_NODE_NAME))
+
+    def _gateway_address(self) -> str | None:
+        """The ingress gateway pod's address once it is Ready (its Envoy has a listener), else None."""
+        status, body = self._api("GET", f"/api/v1/namespaces/{istiod.NAMESPACE}/pods?labelSelector=istio%3Dingressgateway")
+        for pod in body.get("items", []) if status == 200 else []:
+            conditions = pod.get("status", {}).get("conditions", [])
+            if any(c["type"] == "Ready" and c["status"] == "True" for c in conditions):
+                return str(pod["status"]["podIP"])
+        return None
+
+    def _forward_gateway(self) -> None:
+        """socat from a free loopback port to the gateway's Envoy: the cluster's front door on this machine."""
+        address, port = self._gateway_address(), free_port()
+        self._start("socat", ["socat", f"TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr",
+                              f"TCP:{address}:{GATEWAY_POD_PORT}"], self.pids())  # fmt: skip
+        self._write_state(gateway_port=port)
+
+    def _start_kubernetes(self, bin_dir: Path, ports: dict[str, int], server: str, deadline: float,
+                          real_node: bool) -> None:  # fmt: skip
         for name in CLIENTS:
             self._write_kubeconfig(self.directory / f"{name}.kubeconfig", name, server)
         shutil.copy(self.directory / "admin.kubeconfig", self.kubeconfig)
@@ -336,14 +459,17 @@ class LocalCluster:
         _wait("kube-apiserver /readyz", deadline, self, lambda: self._api_ok("/readyz"))
         self._start("kube-controller-manager", self._controller_manager_args(bin_dir, ports), pids)
         self._start("kube-scheduler", self._scheduler_args(bin_dir, ports), pids)
-        self._start("kwok", self._kwok_args(bin_dir), pids)
+        if not real_node:
+            self._start("kwok", self._kwok_args(bin_dir), pids)
 
         self.kubectl(bin_dir, "apply", "--server-side", "-f", str(ISTIO_CRDS))
         for crd in sorted(GATEWAY_API_CRDS.glob("*.yaml")):
             self.kubectl(bin_dir, "apply", "--server-side", "-f", str(crd))
-        self.kubectl(bin_dir, "apply", "--server-side", "-f", "-", stdin=json.dumps(_node_manifest()))
         self.kubectl(bin_dir, "wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
-        _wait("the simulated node to be Ready without taints", deadline, self, lambda: self._node_schedulable(bin_dir))
+        if not real_node:
+            self.kubectl(bin_dir, "apply", "--server-side", "-f", "-", stdin=json.dumps(_node_manifest()))
+            _wait("the simulated node to be Ready without taints", deadline, self,
+                  lambda: self._node_schedulable(bin_dir, NODE_NAME))  # fmt: skip
         _wait("the default ServiceAccount", deadline, self,
               lambda: self._api_ok("/api/v1/namespaces/default/serviceaccounts/default"))  # fmt: skip
 
@@ -381,8 +507,8 @@ class LocalCluster:
         except ValueError:
             return status, {"message": text.decode(errors="replace")}
 
-    def _node_schedulable(self, bin_dir: Path) -> bool:
-        node = json.loads(self.kubectl(bin_dir, "get", "node", NODE_NAME, "-o", "json"))
+    def _node_schedulable(self, bin_dir: Path, name: str) -> bool:
+        node = json.loads(self.kubectl(bin_dir, "get", "node", name, "-o", "json"))
         ready = any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"].get("conditions", []))
         return ready and not node["spec"].get("taints")
 
@@ -428,6 +554,11 @@ class LocalCluster:
             "--audit-policy-file", str(self.directory / "audit-policy.yaml"),
             "--audit-log-path", str(self.audit_log), "--audit-log-format", "json",
             "--cert-dir", str(self.directory / "apiserver-certs"),
+            # kubectl exec and logs on the real node: the API server calls kubelet on the node's address.
+            "--kubelet-client-certificate", str(pki.path("apiserver-kubelet-client.crt")),
+            "--kubelet-client-key", str(pki.path("apiserver-kubelet-client.key")),
+            "--kubelet-certificate-authority", str(pki.path("ca.crt")),
+            "--kubelet-preferred-address-types", "InternalIP,Hostname",
         ]  # fmt: skip
 
     def _controller_manager_args(self, bin_dir: Path, ports: dict[str, int]) -> list[str]:
@@ -516,13 +647,14 @@ def _wait(what: str, deadline: float, cluster: LocalCluster, ready: object) -> N
 
 @contextlib.contextmanager
 def running_cluster(
-    directory: Path, bin_dir: Path | None = None, istio_bin_dir: Path | None = None
+    directory: Path, bin_dir: Path | None = None, istio_bin_dir: Path | None = None, node_bin: Path | None = None
 ) -> Iterator[LocalCluster]:
     """A control plane for the duration of a ``with`` block, stopped by PID at the end whatever happens.
-    The binaries are built (or found cached) unless given."""
+    The binaries are built (or found cached) unless given; with ``node_bin`` the node is real."""
     cluster = LocalCluster(directory)
     try:
-        cluster.start(bin_dir or build_binaries(), istio_bin_dir or build_istio_binaries())
+        cluster.start(bin_dir or build_binaries(), istio_bin_dir or build_istio_binaries(), node_bin=node_bin,
+                      timeout=300 if node_bin else 180)  # fmt: skip
         yield cluster
     finally:
         cluster.stop()
@@ -548,21 +680,33 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m toolchain.cluster", description=__doc__.split("\n\n")[0])
     parser.add_argument("action", choices=["up", "down", "status", "stack-file"])
     parser.add_argument("stack", nargs="?", help="with stack-file: the stack whose file to point at this cluster")
+    parser.add_argument("--node", choices=NODE_KINDS, default="kwok",
+                        help="with up: pods run for real (real: kubelet, containerd, Envoy; needs root) or are "
+                        "simulated (kwok, the default)")  # fmt: skip
     parser.add_argument("--dir", type=Path, default=Path(os.environ.get("MESHKIT_CLUSTER_DIR", DEFAULT_DIR)),
                         help="where the cluster keeps its files (default: .cluster in the project)")  # fmt: skip
     args = parser.parse_args(argv)
     cluster = LocalCluster(args.dir.resolve())
     try:
         if args.action == "up":
+            if cluster.running():
+                raise AlreadyRunning(f"a cluster is already running in {cluster.directory}: `make cluster-down` first")
+            if args.node == "real" and os.geteuid() != 0:
+                raise ClusterError("a real node needs root (network namespaces, mounts, cgroups): run as root, "
+                                   "or use --node kwok (pods simulated)")  # fmt: skip
             bin_dir = build_binaries()
             istio_bin_dir = build_istio_binaries()
+            node_bin = _build_node_binaries() if args.node == "real" else None
             say(f"starting the control plane in {cluster.directory}")
-            cluster.start(bin_dir, istio_bin_dir)
+            cluster.start(bin_dir, istio_bin_dir, node_bin=node_bin, timeout=300 if node_bin else 180)
             state = cluster.state()
+            node = REAL_NODE_NAME if node_bin else NODE_NAME
             say(
-                f"ready in {state['startup_seconds']} s: {cluster.server}, Istio CRDs installed, node {NODE_NAME}, "
+                f"ready in {state['startup_seconds']} s: {cluster.server}, Istio CRDs installed, node {node}, "
                 f"istiod (its webhooks on port {istiod_port(state)}, started in {state['istiod_seconds']} s)"
             )
+            if node_bin:
+                say(f"ingress gateway (istio-ingressgateway's Envoy): {cluster.gateway_url}/")
             say(f"kubeconfig: {cluster.kubeconfig}; audit log: {cluster.audit_log}; stop: make cluster-down")
             print(cluster.kubeconfig)
         elif args.action == "stack-file":
@@ -583,9 +727,15 @@ def main(argv: list[str] | None = None) -> int:
             say(f"stopped {', '.join(stopped) or 'nothing (no cluster was running)'}")
         else:
             running = cluster.running()
-            for name in COMPONENTS:
+            components = REAL_NODE_COMPONENTS if cluster.real_node else COMPONENTS
+            for name in components:
                 print(f"{name:24} {'running, pid ' + str(running[name]) if name in running else 'stopped'}")
-            return 0 if len(running) == len(COMPONENTS) else 1
+            if cluster.real_node and "socat" in running:
+                print(f"{'ingress gateway':24} {cluster.gateway_url}/")
+            return 0 if len(running) == len(components) else 1
+    except AlreadyRunning as err:
+        say(f"error: {err}")
+        return 1
     except ClusterError as err:
         say(f"error: {err}")
         if args.action == "up":

@@ -29,17 +29,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from toolchain import standins
+from toolchain import istiod, standins
 
 TOOLCHAIN = Path(__file__).resolve().parent
 STANDIN_SOURCE = TOOLCHAIN / "standin"
 ENVOY_REQUIREMENTS = TOOLCHAIN / "envoy-requirements.txt"
 
 PAUSE_IMAGE = "meshkit.local/pause:1"
-# Istio's injector names the proxy image <global.hub>/proxyv2:<global.tag>; istiod.py sets these values.
-PROXY_HUB = "meshkit.local/istio"
-PROXY_TAG = "local"
-PROXY_IMAGE = f"{PROXY_HUB}/proxyv2:{PROXY_TAG}"
 # pilot-agent's defaults: the Envoy binary path and the bootstrap template, relative to its working directory /.
 ENVOY_PATH = "usr/local/bin/envoy"
 BOOTSTRAP_TEMPLATE = "var/lib/istio/envoy/envoy_bootstrap_tmpl.json"
@@ -322,5 +318,5 @@ def build_all(pilot_agent: Path, istio_module: Path) -> Path:
         return target
     say("writing the node's images (pause, stand-ins, proxyv2 with Envoy and pilot-agent)")
     proxy = proxy_layer(pilot_agent, envoy, template).tar()
-    images = [*standin_images(binary), Image(PROXY_IMAGE, (proxy,), ("/usr/local/bin/pilot-agent",))]
+    images = [*standin_images(binary), Image(istiod.PROXY_IMAGE, (proxy,), ("/usr/local/bin/pilot-agent",))]
     return write_layout(images, target)

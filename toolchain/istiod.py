@@ -53,6 +53,19 @@ BINARY = "pilot-discovery"
 NAMESPACE = "istio-system"
 IDENTITY = f"system:serviceaccount:{NAMESPACE}:istiod"
 PORTS = ("webhook", "http", "grpc", "secure-grpc", "monitoring", "ctrlz")
+# The proxy image the injector names (<global.hub>/proxyv2:<global.tag>); the real node holds a local build
+# of it (toolchain/images.py), the kwok node runs nothing.
+PROXY_HUB = "meshkit.local/istio"
+PROXY_TAG = "local"
+PROXY_IMAGE = f"{PROXY_HUB}/proxyv2:{PROXY_TAG}"
+# Envoy statistics the proxies keep (Istio's bootstrap keeps almost none): every xDS update's outcome, so
+# that a rejected listener, cluster, route or secret shows; and the per-upstream-cluster request counters
+# and latency, whose cluster names carry the subset (outbound|9080|v2|reviews.bookinfo.svc.cluster.local).
+PROXY_STATS_INCLUSIONS = (
+    r".*update_(rejected|success|attempt)$",
+    r"cluster\.(outbound|inbound)\|.*\.upstream_rq(_[1-5]xx|_[1-5]\d\d|_completed|_time|_timeout|_total)?$",
+    r"cluster\.(outbound|inbound)\|.*\.upstream_cx_connect_fail$",
+)
 
 # The kinds of `istioctl manifest generate` applied to the local cluster (see the module docstring).
 INSTALLED_KINDS = frozenset(
@@ -127,6 +140,20 @@ def istio_bin_dir(build: bool) -> Path:
     return Path(lines[-1])
 
 
+def istio_module_dir() -> Path:
+    """The pinned istio.io/istio module in Go's module cache (its build downloaded it): Envoy's bootstrap
+    template for the proxy image is read from there, never copied into the project."""
+    versions = dict(
+        line.split("=", 1) for line in (TOOLCHAIN / "versions.env").read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    )  # fmt: skip
+    result = subprocess.run(["go", "env", "GOMODCACHE"], capture_output=True, text=True, check=False)
+    module = Path(result.stdout.strip()) / f"istio.io/istio@{versions['ISTIO_PSEUDO']}"
+    if result.returncode != 0 or not module.is_dir():
+        raise IstiodError(f"the Istio module is not in Go's module cache ({module}): run {BUILD_COMMAND}")
+    return module
+
+
 def split_documents(text: str) -> list[tuple[str, str, str]]:
     """(kind, name, text) of each document of a multi-document YAML stream as istioctl writes it (``---``
     lines between documents, ``kind:`` and ``metadata:`` at the start of a line, two spaces of indentation):
@@ -149,6 +176,12 @@ class Istiod:
     """Its working directory, DIR/istiod, empty but for what this writes (see the module docstring)."""
     bin_dir: Path
     ports: dict[str, int]
+    pod_address: str | None = None
+    """With a real node: the node's address, where pods reach istiod's xDS and CA port (toolchain/node.py)."""
+
+    @property
+    def discovery_address(self) -> str:
+        return f"{self.pod_address or '127.0.0.1'}:{self.ports['secure-grpc']}"
 
     @property
     def install_file(self) -> Path:
@@ -170,14 +203,30 @@ class Istiod:
             "kind": "IstioOperator",
             "spec": {
                 "profile": "default",
+                "meshConfig": {"defaultConfig": {
+                    # No Service or DNS name for istiod here: proxies dial the node's address.
+                    "discoveryAddress": self.discovery_address,
+                    # No cluster DNS (no CoreDNS): the agent answers Service names from istiod's name table.
+                    "proxyMetadata": {"ISTIO_META_DNS_CAPTURE": "true"},
+                    "proxyStatsMatcher": {"inclusionRegexps": list(PROXY_STATS_INCLUSIONS)},
+                }},
                 "values": {
                     # Renders istiod-default-validator: validation of objects without an istio.io/rev label.
                     "defaultRevision": "default",
                     "base": {"validationURL": self.webhook_url("/validate"), "validationCABundle": bundle},
                     "istiodRemote": {"injectionURL": self.webhook_url("/inject"), "injectionCABundle": bundle},
+                    "global": {
+                        "hub": PROXY_HUB, "tag": PROXY_TAG, "imagePullPolicy": "IfNotPresent",
+                        "caAddress": self.discovery_address,
+                        # Two cores hold the scenarios' pods only if a sidecar asks for a tenth of Istio's default.
+                        "proxy": {"resources": {"requests": {"cpu": "10m", "memory": "40Mi"}}},
+                    },
+                    # Upstream Envoy has no istio.stats extension: with Istio's default (Prometheus metrics
+                    # through that extension) every listener update is rejected (data-plane.md).
+                    "telemetry": {"v2": {"prometheus": {"enabled": False}}},
                 },
             },
-        }
+        }  # fmt: skip
 
     def render(self, ca_cert: Path) -> subprocess.Popen[str]:
         """Start `istioctl manifest generate` (about 2 s, offline); :meth:`write_install` collects it."""
@@ -221,7 +270,7 @@ class Istiod:
             "--httpsAddr", address(self.ports["webhook"]),  # the webhooks (a Helm install: 15017)
             "--httpAddr", address(self.ports["http"]),  # /ready and debug (8080)
             "--grpcAddr", address(self.ports["grpc"]),  # xDS, plaintext (15010)
-            "--secureGRPCAddr", address(self.ports["secure-grpc"]),  # xDS and CA, TLS (15012)
+            "--secureGRPCAddr", self.discovery_address,  # xDS and CA, TLS (15012); where pods reach it
             "--monitoringAddr", address(self.ports["monitoring"]),  # metrics (15014)
             "--ctrlz_address", "127.0.0.1", "--ctrlz_port", str(self.ports["ctrlz"]),
             "--tlsCertFile", str(cert), "--tlsKeyFile", str(key), "--caCertFile", str(ca_cert),
@@ -256,6 +305,10 @@ class Istiod:
             # standard channel istiod's gateway controller waits for (GatewayClass, ReferenceGrant, ...); and
             # with no ztunnel or Envoy here, the waypoint Deployment it would create could carry nothing.
             "PILOT_ENABLE_GATEWAY_API": "false",
+            # The proxies are upstream Envoy (toolchain/images.py), which lacks Istio's own extensions: with
+            # these on, it rejects every cluster (istio.metadata_exchange) and listener (istio.alpn) update.
+            "PILOT_ENABLE_METADATA_EXCHANGE": "false",
+            "PILOT_ENABLE_ALPN_FILTER": "false",
         }
 
 

@@ -304,11 +304,15 @@ class LocalCluster:
         delete the directory unless told to keep it (its logs explain a failed start). Returns what could not
         be cleaned up."""
         node = self.real_node
+        problems = []
         for names in STOP_ORDER:
             if node is not None and "containerd" in names:
-                node.kill_containers(Path(str(self.state()["node_bin"])))
+                try:
+                    node.kill_containers(Path(str(self.state()["node_bin"])))
+                except OSError as err:  # the clean-up below still runs: it undoes what it can
+                    problems.append(f"killing the node's containers: {err}")
             self._terminate(names, timeout=10)
-        problems = node.clean_up() if node is not None else []
+        problems += node.clean_up() if node is not None else []
         for problem in problems:
             say(f"could not clean up: {problem}")
         if delete and self.directory.exists():

@@ -295,14 +295,20 @@ imports = []
         while time.monotonic() < deadline and (self._pod_processes() or self._shims(bin_dir)):
             time.sleep(0.05)
 
-    def _pod_processes(self) -> set[int]:
-        pids: set[int] = set()
+    def _cgroups(self) -> list[Path]:
+        """Every cgroup under the node's cgroup root, in every hierarchy, children before their parents.
+        Walked with os.walk, which skips what vanishes meanwhile (a pod's cgroup goes as its pod does)."""
+        found = []
         for hierarchy in self._hierarchies():
             root = hierarchy / self.cgroup_parent.lstrip("/")
-            if root.is_dir():
-                for procs in root.rglob("cgroup.procs"):
-                    with contextlib.suppress(OSError):
-                        pids |= {int(p) for p in procs.read_text().split()}
+            found += [Path(top) for top, _, _ in os.walk(root, topdown=False)]
+        return found
+
+    def _pod_processes(self) -> set[int]:
+        pids: set[int] = set()
+        for cgroup in self._cgroups():
+            with contextlib.suppress(OSError):
+                pids |= {int(p) for p in (cgroup / "cgroup.procs").read_text().split()}
         return pids
 
     def _shims(self, bin_dir: Path) -> set[int]:
@@ -325,17 +331,13 @@ imports = []
                 problems.append(f"umount {mount}: {result.stderr.strip()}")
         if Path(f"/sys/class/net/{self.bridge}").exists():
             subprocess.run(["ip", "link", "delete", self.bridge], capture_output=True, check=False)
-        for hierarchy in self._hierarchies():
-            root = hierarchy / self.cgroup_parent.lstrip("/")
-            if root.is_dir():
-                # Children before parents: a cgroup directory is removed with rmdir once it has no children.
-                for cgroup in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
-                    with contextlib.suppress(OSError):
-                        cgroup.rmdir()
+        # Children before parents: a cgroup directory is removed with rmdir once it has no children.
+        for cgroup in self._cgroups():
+            with contextlib.suppress(FileNotFoundError):
                 try:
-                    root.rmdir()
+                    cgroup.rmdir()
                 except OSError as err:
-                    problems.append(f"cgroup {root}: {err}")
+                    problems.append(f"cgroup {cgroup}: {err}")
         problems += self._restore_host()
         return problems
 

@@ -95,7 +95,7 @@ class Load:
         if self.reader:
             self.reader.join(timeout=10)
         summaries = [line for line in self.lines if line.get("summary")]
-        assert summaries, f"the load client printed no summary; stderr: {self.process.stderr and self.process.stderr.read()}"
+        assert summaries, "the load client printed no summary (its stderr: logs/load-client.log of the cluster)"
         return summaries[-1]
 
 
@@ -162,27 +162,30 @@ class Mesh:
     def continuous_load(self, namespace: str, pod: str, url: str, qps: int = 40) -> Iterator[Load]:
         args = [STANDIN, "load", "--url", url, "--duration", "1h", "--qps", str(qps), "--concurrency", "4",
                 "--interval", "1s", "--stop-on-eof"]  # fmt: skip
-        process = subprocess.Popen(
-            [str(self.kubectl_path), "--kubeconfig", str(self.cluster.kubeconfig), "exec", "-i", "-n", namespace,
-             pod, "-c", pod_app_container(pod), "--", *args],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        load = Load(process)
-        load.start_reading()
-        try:
-            wait_for("the load client's first report", lambda: bool(load.lines), timeout=60)
-            yield load
-        finally:
-            if process.poll() is None:
-                with contextlib.suppress(Exception):
-                    load.stop()
-                process.kill()
+        command = [str(self.kubectl_path), "--kubeconfig", str(self.cluster.kubeconfig), "exec", "-i", "-n",
+                   namespace, pod, "-c", pod_app_container(pod), "--", *args]  # fmt: skip
+        # stderr to a file: a pipe nobody reads could fill and stall the client.
+        with (
+            open(self.cluster.directory / "logs" / "load-client.log", "a") as stderr,
+            subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, text=True) as process,
+        ):
+            load = Load(process)
+            load.start_reading()
+            try:
+                wait_for("the load client's first report", lambda: bool(load.lines), timeout=60)
+                yield load
+            finally:
+                if process.poll() is None:
+                    with contextlib.suppress(Exception):
+                        load.stop()
+                    process.kill()
 
     # --- the proxies' own view ----------------------------------------------------------------------
 
     def route_weights(self, namespace: str, pod: str, host: str) -> dict[str, int]:
-        """Weights per subset of the route to ``host`` in ``pod``'s sidecar, read from its Envoy (admin port
-        on the pod's loopback, fetched from the application container in the same network namespace)."""
+        """Weights per subset of the routes to Service ``host`` of ``namespace`` in ``pod``'s sidecar (a pod of
+        that namespace), read from its Envoy (the admin port on the pod's loopback, fetched from the
+        application container, which shares the network namespace)."""
         dump = self.fetch(namespace, pod, "http://127.0.0.1:15000/config_dump?resource=dynamic_route_configs")["body"]
         weights: dict[str, int] = {}
         for config in dump.get("configs", []):
@@ -194,7 +197,7 @@ class Mesh:
                     )
                     for cluster in clusters:
                         direction, _, subset, fqdn = (cluster["name"].split("|") + ["", "", "", ""])[:4]
-                        if direction == "outbound" and fqdn.startswith(f"{host}."):
+                        if direction == "outbound" and fqdn == f"{host}.{namespace}.svc.cluster.local":
                             weights[subset] = int(cluster.get("weight", 100))
         return weights
 

@@ -34,13 +34,20 @@ PROXY_STATS_PORT = 15090
 Z = 4.5
 
 
+class KubectlError(AssertionError):
+    """A kubectl command failed (a test failure, unless a wait expects it while something settles)."""
+
+
 def wait_for(what: str, check: Callable[[], T | None], timeout: float = 120, interval: float = 0.2) -> T:
     """Poll ``check`` until it returns something other than None or False; fail naming ``what``."""
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
-        with contextlib.suppress(subprocess.SubprocessError, OSError, ValueError, KeyError):
+        try:
             last = check()
+        except (KubectlError, subprocess.SubprocessError, OSError, ValueError, KeyError) as err:
+            last = err
+        else:
             if last is not None and last is not False:
                 return last
         time.sleep(interval)
@@ -114,7 +121,7 @@ class Mesh:
         result = subprocess.run([str(self.kubectl_path), "--kubeconfig", str(self.cluster.kubeconfig), *args],
                                 capture_output=True, text=True, timeout=timeout, check=False)  # fmt: skip
         if check and result.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
+            raise KubectlError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
         return result
 
     def pods(self, namespace: str, selector: str = "") -> list[dict[str, Any]]:
@@ -260,7 +267,10 @@ def pod_app_container(pod: str) -> str:
 
 
 def call(answer: dict[str, Any], service: str) -> dict[str, Any] | None:
-    """The first call to ``service`` anywhere in a stand-in's answer (calls nest)."""
+    """The first call to ``service`` anywhere in a stand-in's answer (calls nest); None for an answer that is
+    not a stand-in's (Envoy's own text, like "RBAC: access denied")."""
+    if not isinstance(answer, dict):
+        return None
     for made in answer.get("calls") or []:
         if made.get("service") == service:
             return made  # type: ignore[no-any-return]

@@ -8,6 +8,7 @@ configuration gives), then asserts over many requests that every answer is the s
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from collections import Counter
 from collections.abc import Iterator
@@ -19,12 +20,13 @@ from typing import Any
 import pytest
 
 from ..live.deploy import LiveStack, new_live_stack
-from ..scenario_data import B_STEPS
+from ..scenario_data import B_STEPS, REPO
 from .mesh import Mesh, call, wait_for, within_split
 
 pytestmark = pytest.mark.dataplane
 
 NAMESPACE = "bookinfo"
+ARTIFACTS = REPO / "test-artifacts" / "browser"
 PAGE = "/productpage"
 JSON = ("Accept", "application/json")
 # jason's session as a browser sends it: other cookies first, `user=jason` among them.
@@ -82,13 +84,13 @@ def test_b2_jason_gets_reviews_v2_and_everyone_else_v1(bookinfo: Bookinfo) -> No
         assert bookinfo.versions(30, cookie) == {"v1": 30}, f"{cookie} was routed as jason"
 
 
-def test_b2_in_a_browser_jason_sees_black_stars(bookinfo: Bookinfo, mesh: Mesh, tmp_path: Path) -> None:
+def test_b2_in_a_browser_jason_sees_black_stars(bookinfo: Bookinfo, mesh: Mesh) -> None:
     """Headless Chromium opens the page through the gateway, once anonymous and once after jason's login
     (Bookinfo's /login, which sets the cookie); the DOM says which reviews version the page shows."""
     bookinfo.at("B2")
     wait_for("jason's route to reviews v2", lambda: bookinfo.reviews_version(JASON) == "v2")
-    anonymous = browse(mesh.cluster.gateway_url + PAGE, tmp_path / "anonymous")
-    jason = browse(mesh.cluster.gateway_url + "/login?user=jason", tmp_path / "jason")
+    anonymous = browse(mesh.cluster.gateway_url + PAGE, ARTIFACTS / "b2-anonymous")
+    jason = browse(mesh.cluster.gateway_url + "/login?user=jason", ARTIFACTS / "b2-jason")
     assert 'data-version="v1"' in anonymous and 'data-stars="none"' in anonymous, anonymous
     assert 'data-version="v2"' in jason and 'data-stars="black"' in jason, jason
 
@@ -114,10 +116,12 @@ def test_b2_on_the_wire_only_allowed_callers_with_a_sidecar_get_through(bookinfo
 
 def test_b3_jasons_ratings_call_is_delayed_7_seconds(bookinfo: Bookinfo, mesh: Mesh) -> None:
     bookinfo.at("B3")
-    reviews_v2 = mesh.pod_of(NAMESPACE, "reviews", "v2")
+    # Measured where the delay is seen: reviews' call to ratings, asked for from productpage (the only caller
+    # reviews admits) as productpage asks for it, with jason's cookie.
+    productpage = mesh.pod_of(NAMESPACE, "productpage", "v1")
 
     def delayed() -> dict[str, Any] | None:
-        answer = mesh.fetch(NAMESPACE, reviews_v2, "http://reviews:9080/reviews/0", "Cookie: a=b; user=jason")
+        answer = mesh.fetch(NAMESPACE, productpage, "http://reviews:9080/reviews/0", "Cookie: a=b; user=jason")
         ratings = call(answer.get("body") or {}, "ratings")
         return answer if ratings and ratings["latency_ms"] > 5000 else None
 
@@ -159,11 +163,13 @@ def test_b5_half_of_reviews_answers_come_from_v3(bookinfo: Bookinfo) -> None:
 
 
 def browse(url: str, artifacts: Path) -> str:
-    """The DOM headless Chromium renders for ``url`` (redirects and cookies followed), and a screenshot."""
+    """The DOM headless Chromium renders for ``url`` (redirects and cookies followed); the page and a
+    screenshot are kept in ``artifacts`` (test-artifacts/browser/ of the checkout, for CI to keep)."""
     artifacts.mkdir(parents=True, exist_ok=True)
     flags = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
              f"--user-data-dir={artifacts / 'profile'}"]  # fmt: skip
+    shutil.rmtree(artifacts / "profile", ignore_errors=True)
     subprocess.run([*flags, f"--screenshot={artifacts / 'page.png'}", "--window-size=1000,700", url],
                    capture_output=True, timeout=120, check=False)  # fmt: skip
     dom = subprocess.run([*flags, "--dump-dom", url], capture_output=True, text=True, timeout=120, check=True).stdout
@@ -177,5 +183,5 @@ def plain_client(mesh: Mesh) -> str:
         mesh.kubectl("create", "namespace", "plain", check=False)
         mesh.kubectl("run", "plain", "-n", "plain", "--image", "docker.io/library/nginx:1.14",
                      "--image-pull-policy", "Never", "--restart", "Never")  # fmt: skip
-    wait_for("the plain client pod", lambda: mesh.ready_pods("plain"))
+    wait_for("the plain client to serve", lambda: mesh.fetch("plain", "plain", "http://127.0.0.1:80/")["status"] == 200)
     return "plain"

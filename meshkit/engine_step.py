@@ -40,37 +40,46 @@ class StepCommand:
     explanation: list[str]
     scope_text: str | None = None
     """The components the program registers (a targeted step), written to the file SCOPE_FILE_ENV names."""
+    refresh_argv: list[str] | None = None
+    """A ``pulumi refresh`` to run first (a targeted step on a stack with a cluster)."""
 
 
 def step_command(path: Path, stack: str, full: bool = False) -> StepCommand:
     """What `meshkit up` runs for the stack file at ``path`` (of stack ``stack``)."""
     root = project_root(path.resolve().parent)
     config, _ = analyze_stack(read_stack_file_keys(path), str(path))
-    argv = ["pulumi", "up", "--yes", "--stack", stack, "--non-interactive"]
+    common = ["--yes", "--stack", stack, "--non-interactive"]
     if path.resolve() != stack_file(stack, root).resolve():
-        argv += ["--config-file", str(path)]
-    if stack_cluster(path):
-        # As `make up`: hand edits of what the update touches are seen and undone, and the provider's dry
-        # runs against the API server refuse a bad object before anything changes.
-        argv += ["--refresh", "--skip-preview=false"]
+        common += ["--config-file", str(path)]
+    argv = ["pulumi", "up", *common]
+    with_cluster = stack_cluster(path)
+    if with_cluster:
+        # As `make up`: the provider's dry runs against the API server refuse a bad object before anything
+        # changes.
+        argv.append("--skip-preview=false")
     else:
         argv.append("--skip-preview")  # a rendered stack's preview checks nothing the program has not
+    # As `make up`: hand edits are seen (and undone), creates a killed update left pending are dropped. Not
+    # `up --refresh`: with --target, the engine's refresh does not load the provider the targeted objects
+    # were made with ("unknown provider"), so the refresh is a command of its own, before the update.
+    refresh = ["pulumi", "refresh", *common, "--skip-preview", "--clear-pending-creates"] if with_cluster else None
     if full:
-        return StepCommand(argv, ["the full `up` (--full)"])
+        return StepCommand(argv, ["the full `up` (--full)"], refresh_argv=refresh)
     # A failed update may have recorded fingerprints of objects it did not deploy (the engine saves the
     # program's outputs with the state it reached).
     if not last_update_succeeded(stack, root):
-        return StepCommand(argv, ["the full `up`: the stack's last update did not succeed (or there is none)"])
+        return StepCommand(argv, ["the full `up`: the stack's last update did not succeed (or there is none)"],
+                           refresh_argv=refresh)  # fmt: skip
     deployed = stack_outputs(stack)
     if not isinstance(deployed, dict):
-        return StepCommand(argv, ["the full `up`: the stack's outputs are not meshkit's"])
+        return StepCommand(argv, ["the full `up`: the stack's outputs are not meshkit's"], refresh_argv=refresh)
     plan = plan_step(config, cluster_config(path), deployed, stack, project_name(root))
     if isinstance(plan, FullUp):
-        return StepCommand(argv, [f"the full `up`: {plan.reason}"])
-    return _targeted(argv, plan, deployed)
+        return StepCommand(argv, [f"the full `up`: {plan.reason}"], refresh_argv=refresh)
+    return _targeted(argv, plan, deployed, refresh)
 
 
-def _targeted(argv: list[str], plan: TargetedStep, deployed: dict[str, Any]) -> StepCommand:
+def _targeted(argv: list[str], plan: TargetedStep, deployed: dict[str, Any], refresh: list[str] | None) -> StepCommand:
     if not plan.changed_units:
         return StepCommand([], ["nothing changed since the last deployment: nothing to do"])
     explanation = [
@@ -80,7 +89,7 @@ def _targeted(argv: list[str], plan: TargetedStep, deployed: dict[str, Any]) -> 
     ]
     targets = [f"--target={urn}" for urn in plan.targets]
     scope = scope_file_text(plan.registered, deployed)
-    return StepCommand([*argv, "--target-dependents", *targets], explanation, scope)
+    return StepCommand([*argv, "--target-dependents", *targets], explanation, scope, refresh)
 
 
 def run_step(command: StepCommand, cwd: Path, say: Callable[[str], None]) -> int:
@@ -89,16 +98,24 @@ def run_step(command: StepCommand, cwd: Path, say: Callable[[str], None]) -> int
         say(f"meshkit up: {line}")
     if not command.argv:
         return 0
+    if command.refresh_argv:
+        refreshed = _run_pulumi(command.refresh_argv, cwd, _environment({}))
+        if refreshed != 0:
+            return refreshed
     with tempfile.TemporaryDirectory(prefix="meshkit-step-") as tmp:
         env_update = {}
         if command.scope_text is not None:
             scope = Path(tmp) / "scope.json"
             scope.write_text(command.scope_text, encoding="utf-8")
             env_update[SCOPE_FILE_ENV] = str(scope)
-        try:
-            return subprocess.run(command.argv, cwd=cwd, env=_environment(env_update), check=False).returncode
-        except FileNotFoundError:
-            raise MeshkitError(PULUMI_MISSING) from None
+        return _run_pulumi(command.argv, cwd, _environment(env_update))
+
+
+def _run_pulumi(argv: list[str], cwd: Path, env: dict[str, str]) -> int:
+    try:
+        return subprocess.run(argv, cwd=cwd, env=env, check=False).returncode
+    except FileNotFoundError:
+        raise MeshkitError(PULUMI_MISSING) from None
 
 
 def _environment(update: dict[str, str]) -> dict[str, str]:

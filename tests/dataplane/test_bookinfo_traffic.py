@@ -42,11 +42,12 @@ class Bookinfo:
     deployed: list[str] = field(default_factory=list)
 
     def at(self, step: str) -> None:
-        """Deploy every step up to ``step`` that is not deployed yet (steps only move forward)."""
+        """Deploy every step up to ``step`` that is not deployed yet (steps only move forward): the first
+        with `make up`, every later one with `make step`, as a user rolls Bookinfo forward."""
         for next_step in B_STEPS[: B_STEPS.index(step) + 1]:
             if next_step not in self.deployed:
                 self.stack.use_step(next_step)
-                self.stack.up()
+                self.stack.make("step" if self.deployed else "up")
                 self.deployed.append(next_step)
 
     def page(self, *headers: tuple[str, str]) -> dict[str, Any]:

@@ -34,7 +34,7 @@ def test_every_step_of_the_canary_splits_as_declared_and_fails_no_request(mesh: 
     stack = new_live_stack(tmp_path, mesh.cluster, "canary")
     for step in ("A0", "A1", "A2"):
         stack.use_step(step)
-        stack.up()
+        stack.make("up")
     client = mesh.pod_of(NAMESPACE, "sleep")
     failed_per_step: dict[str, int] = {}
     requests_per_step: dict[str, int] = {}
@@ -42,7 +42,9 @@ def test_every_step_of_the_canary_splits_as_declared_and_fails_no_request(mesh: 
         for step in ("A3", "A4", "A5", "A6"):
             started = time.time()
             stack.use_step(step)
-            stack.up()
+            # What a user runs for a rollout step: `make step`, the engine targeted at what the step changes.
+            stepped = stack.make("step")
+            assert "a targeted `up`" in stepped.stdout + stepped.stderr, stepped.stdout + stepped.stderr
             expected = weights(step)
             wait_for(f"{step}'s weights {expected} in the client's sidecar",
                      lambda expected=expected: mesh.route_weights(NAMESPACE, client, "nginx") == expected)  # fmt: skip

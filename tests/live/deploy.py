@@ -79,6 +79,13 @@ class LiveStack:
             return refreshed
         return self.project.pulumi("up", "--yes", "--skip-preview", check=check)
 
+    def make(self, target: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """What a user runs: `make up` or `make step` of the repository's Makefile, on this stack file."""
+        result = self.project.make(target)
+        if check and result.returncode != 0:
+            raise AssertionError(f"make {target} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+        return result
+
     def unlock(self) -> subprocess.CompletedProcess[str]:
         """What `make up` runs before `pulumi up`: remove the locks of updates that were killed."""
         return subprocess.run(

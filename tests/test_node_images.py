@@ -83,7 +83,9 @@ def test_bookinfo_stand_ins_call_as_bookinfo_does() -> None:
 def test_the_node_network_stays_on_its_bridge(tmp_path: Path) -> None:
     node = RealNode(tmp_path / "node", 201)
     bin_dir = tmp_path / "bin"
-    node.write_config(bin_dir, images.PAUSE_IMAGE, "10.96.0.0/16", 10250, 10248, tmp_path / "ca.crt", tmp_path / "c", tmp_path / "k")
+    node.write_config(
+        bin_dir, images.PAUSE_IMAGE, "10.96.0.0/16", 10250, 10248, tmp_path / "ca.crt", tmp_path / "c", tmp_path / "k"
+    )
     cni = json.loads((node.directory / "cni/net.d/10-meshkit.conflist").read_text())
     bridge = cni["plugins"][0]
     # No masquerade and no port mapping: nothing written to the host's firewall, nothing reaches beyond it.
@@ -99,5 +101,5 @@ def test_the_node_network_stays_on_its_bridge(tmp_path: Path) -> None:
     assert kubelet["authentication"]["anonymous"]["enabled"] is False
     assert kubelet["cgroupRoot"] == "/meshkit-201" and kubelet["makeIPTablesUtilChains"] is False
     containerd = (node.directory / "containerd.toml").read_text()
-    assert "imports = []" in containerd and f"address = \"{node.socket}\"" in containerd
+    assert "imports = []" in containerd and f'address = "{node.socket}"' in containerd
     assert "stream_server_address = '127.0.0.1'" in containerd

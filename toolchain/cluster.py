@@ -72,7 +72,7 @@ class ClusterError(Exception):
     """The control plane could not be built, started or reached; the message says what to look at."""
 
 
-class AlreadyRunning(ClusterError):
+class AlreadyRunningError(ClusterError):
     """A cluster runs in the directory: nothing was started, and the running one is left alone."""
 
 
@@ -179,7 +179,8 @@ class Pki:
         if node_address:
             self._signed("node", NODE_CLIENT, client)
             self._signed(
-                "kubelet-serving", f"/CN={REAL_NODE_NAME}",
+                "kubelet-serving",
+                f"/CN={REAL_NODE_NAME}",
                 "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n"
                 f"extendedKeyUsage=serverAuth\nsubjectAltName=IP:{node_address},DNS:{REAL_NODE_NAME}\n",
             )
@@ -341,7 +342,9 @@ class LocalCluster:
         runc, CNI plugins) the node is real (toolchain/node.py) and the ingress gateway serves on loopback;
         otherwise kwok simulates it."""
         if self.running():
-            raise AlreadyRunning(f"a cluster is already running in {self.directory}: stop it first (make cluster-down)")
+            raise AlreadyRunningError(
+                f"a cluster is already running in {self.directory}: stop it first (make cluster-down)"
+            )
         if self.directory.exists():
             shutil.rmtree(self.directory)
         (self.directory / "logs").mkdir(parents=True)
@@ -385,7 +388,9 @@ class LocalCluster:
               lambda: istiod.validation_works(self._api))  # fmt: skip
         _wait("istiod's injector to add the sidecar", deadline, self, lambda: istiod.injection_works(self._api))
         if node:
-            _wait("the ingress gateway's Envoy to be ready", deadline, self, lambda: self._gateway_address() is not None)
+            _wait(
+                "the ingress gateway's Envoy to be ready", deadline, self, lambda: self._gateway_address() is not None
+            )
             self._forward_gateway()
         else:
             # Its readiness follows 3 s later (kwok); what selects it (a Gateway's selector) needs the pod only.
@@ -426,11 +431,18 @@ class LocalCluster:
         self.kubectl(bin_dir, "apply", "--server-side", "-f", "-", stdin=json.dumps(NODE_ROLE_BINDING))
         self._write_kubeconfig(self.directory / "node.kubeconfig", "node", self.server)
         self._start("kubelet", node.kubelet_command(bin_dir, self.directory / "node.kubeconfig"), self.pids())
-        _wait(f"node {REAL_NODE_NAME} to be Ready", deadline, self, lambda: self._node_schedulable(bin_dir, REAL_NODE_NAME))
+        _wait(
+            f"node {REAL_NODE_NAME} to be Ready",
+            deadline,
+            self,
+            lambda: self._node_schedulable(bin_dir, REAL_NODE_NAME),
+        )
 
     def _gateway_address(self) -> str | None:
         """The ingress gateway pod's address once it is Ready (its Envoy has a listener), else None."""
-        status, body = self._api("GET", f"/api/v1/namespaces/{istiod.NAMESPACE}/pods?labelSelector=istio%3Dingressgateway")
+        status, body = self._api(
+            "GET", f"/api/v1/namespaces/{istiod.NAMESPACE}/pods?labelSelector=istio%3Dingressgateway"
+        )
         for pod in body.get("items", []) if status == 200 else []:
             conditions = pod.get("status", {}).get("conditions", [])
             if any(c["type"] == "Ready" and c["status"] == "True" for c in conditions):
@@ -694,7 +706,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.action == "up":
             if cluster.running():
-                raise AlreadyRunning(f"a cluster is already running in {cluster.directory}: `make cluster-down` first")
+                raise AlreadyRunningError(
+                    f"a cluster is already running in {cluster.directory}: `make cluster-down` first"
+                )
             if args.node == "real" and os.geteuid() != 0:
                 raise ClusterError("a real node needs root (network namespaces, mounts, cgroups): run as root, "
                                    "or use --node kwok (pods simulated)")  # fmt: skip
@@ -737,7 +751,7 @@ def main(argv: list[str] | None = None) -> int:
             if cluster.real_node and "socat" in running:
                 print(f"{'ingress gateway':24} {cluster.gateway_url}/")
             return 0 if len(running) == len(components) else 1
-    except AlreadyRunning as err:
+    except AlreadyRunningError as err:
         say(f"error: {err}")
         return 1
     except ClusterError as err:

@@ -155,7 +155,8 @@ def write_layout(images: Iterable[Image], target: Path) -> Path:
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
             "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
                        **blob(json.dumps(config, sort_keys=True).encode())},
-            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", **blob(layer)} for layer in image.layers],
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", **blob(layer)}
+                       for layer in image.layers],
         }  # fmt: skip
         manifests.append({
             "mediaType": "application/vnd.oci.image.manifest.v1+json",

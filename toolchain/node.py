@@ -158,8 +158,8 @@ class RealNode:
         d = self.directory
         return f"""\
 version = 4
-root = "{d / 'containerd/root'}"
-state = "{d / 'containerd/state'}"
+root = "{d / "containerd/root"}"
+state = "{d / "containerd/state"}"
 # Nothing from the host's /etc/containerd: this containerd is the node's alone.
 imports = []
 
@@ -167,16 +167,16 @@ imports = []
   address = "{self.socket}"
 
 [plugins.'io.containerd.server.v1.ttrpc']
-  address = "{d / 'containerd.ttrpc.sock'}"
+  address = "{d / "containerd.ttrpc.sock"}"
 
 [plugins.'io.containerd.server.v1.debug']
   address = ""
 
 [plugins.'io.containerd.internal.v1.opt']
-  path = "{d / 'containerd/opt'}"
+  path = "{d / "containerd/opt"}"
 
 [plugins.'io.containerd.image-verifier.v1.bindir']
-  bin_dir = "{d / 'containerd/image-verifier'}"
+  bin_dir = "{d / "containerd/image-verifier"}"
 
 [plugins.'io.containerd.nri.v1.nri']
   disable = true
@@ -196,12 +196,12 @@ imports = []
     [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
       runtime_type = 'io.containerd.runc.v2'
       [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
-        BinaryName = '{bin_dir / 'runc'}'
-        Root = '{d / 'containerd/runc'}'
+        BinaryName = '{bin_dir / "runc"}'
+        Root = '{d / "containerd/runc"}'
         SystemdCgroup = false
   [plugins.'io.containerd.cri.v1.runtime'.cni]
     bin_dirs = ['{bin_dir}']
-    conf_dir = '{d / 'cni/net.d'}'
+    conf_dir = '{d / "cni/net.d"}'
 
 [plugins.'io.containerd.grpc.v1.cri']
   # kubectl exec and port-forward: a stream server on loopback only.

@@ -174,7 +174,9 @@ class Mesh:
         # stderr to a file: a pipe nobody reads could fill and stall the client.
         with (
             open(self.cluster.directory / "logs" / "load-client.log", "a") as stderr,
-            subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, text=True) as process,
+            subprocess.Popen(
+                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, text=True
+            ) as process,
         ):
             load = Load(process)
             load.start_reading()
@@ -203,7 +205,7 @@ class Mesh:
                         [{"name": action["cluster"], "weight": 100}] if "cluster" in action else []
                     )
                     for cluster in clusters:
-                        direction, _, subset, fqdn = (cluster["name"].split("|") + ["", "", "", ""])[:4]
+                        direction, _, subset, fqdn = [*cluster["name"].split("|"), "", "", "", ""][:4]
                         if direction == "outbound" and fqdn == f"{host}.{namespace}.svc.cluster.local":
                             weights[subset] = int(cluster.get("weight", 100))
         return weights
@@ -223,11 +225,13 @@ class Mesh:
     def meshed_pods(self) -> list[dict[str, Any]]:
         """Every running pod with an Envoy: sidecars (istio-proxy) and the ingress gateway."""
         pods = json.loads(self.kubectl("get", "pods", "-A", "-o", "json").stdout)["items"]
-        return [
-            p for p in pods
-            if p["status"].get("podIP") and p["status"].get("phase") == "Running"
-            and any(c["name"] == "istio-proxy" for c in [*p["spec"].get("initContainers", []), *p["spec"]["containers"]])
-        ]  # fmt: skip
+
+        def proxied(pod: dict[str, Any]) -> bool:
+            containers = [*pod["spec"].get("initContainers", []), *pod["spec"]["containers"]]
+            return any(c["name"] == "istio-proxy" for c in containers)
+
+        running = [p for p in pods if p["status"].get("podIP") and p["status"].get("phase") == "Running"]
+        return [p for p in running if proxied(p)]
 
     def rejected_updates(self) -> list[str]:
         """Every proxy's xDS updates that Envoy rejected (listener, cluster, route, secret), and proxies that

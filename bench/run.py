@@ -174,13 +174,14 @@ def plot_scale(scale_rows: list[dict[str, Any]], path: Path) -> None:
     plt.close(figure)
 
 
-PARTS = ("mock", "engine", "offline", "scale", "compare")
+PARTS = ("mock", "engine", "offline", "scale", "compare", "dataplane")
 RESULT_KEYS = {
     "mock": ("mock", "identical"),
     "engine": ("engine",),
     "offline": ("offline",),
     "scale": ("scale",),
     "compare": ("compare",),
+    "dataplane": ("dataplane", "dataplane_generated"),
 }
 
 
@@ -243,7 +244,7 @@ def main() -> None:
     results.setdefault("machines", {}).update({part: current for part in args.only})
     for part in args.only:
         for key in RESULT_KEYS[part]:
-            results[key] = [] if key != "offline" else None
+            results[key] = [] if key not in ("offline", "dataplane", "dataplane_generated") else None
 
     if "mock" in args.only:
         for size in mock_sizes:
@@ -270,6 +271,13 @@ def main() -> None:
         for size in compare_sizes:
             command, row = run("engine_compare", "--services", str(size))
             results["compare"].append({**row, "command": command})
+
+    if "dataplane" in args.only:
+        runs = "1" if args.quick else "3"
+        command, row = run("dataplane", "--runs", runs)
+        results["dataplane"] = {**row, "command": command}
+        command, row = run("dataplane", "--services", "10" if args.quick else "50", "--runs", runs)
+        results["dataplane_generated"] = {**row, "command": command}
 
     (out_dir / "bench" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     written = ["BENCHMARKS.md", "bench/results.json"]
@@ -311,7 +319,63 @@ def report(results: dict[str, Any]) -> str:
         lines.append("")
     if results.get("scale") or results.get("compare"):
         lines += scale_section(results)
+    if results.get("dataplane"):
+        lines += dataplane_section(results["dataplane"], results.get("dataplane_generated"))
     return "\n".join(lines) + "\n" + (BENCH / "FINDINGS.md").read_text()
+
+
+def dataplane_section(d: dict[str, Any], generated: dict[str, Any] | None) -> list[str]:
+    median = d["median"]
+    names = {"make_step": "`make step` (targeted)", "make_up": "`make up` (full)", "floor": "floor: one PATCH"}
+    lines = [
+        "",
+        "## 5. Data plane: step to traffic (scenario A on the real node)",
+        "",
+        f"`{d['command']}`: a local cluster with a real node (kubelet, containerd, Envoy {ENVOY} sidecars;",
+        f"started in {d['cluster_start_s']} s), scenario A at A3. One weight step, 70/30 → 20/80 and back,",
+        f"{d['runs']} runs each, medians: the time from the start of the command until the client's sidecar holds",
+        "the new weights (its first request on the new split), and until 1000 requests from it split within the",
+        "tests' binomial bound.",
+        "",
+        _row("how", "command returns", "first request on the new split", "split within bound"),
+        _row("---", "---:", "---:", "---:"),
+    ]
+    for how, label in names.items():
+        m = median[how]
+        lines.append(_row(label, f"{m['command_s']:.2f} s", f"{m['first_request_s']:.2f} s", f"{m['split_s']:.2f} s"))
+    if generated:
+        lines += [
+            "",
+            f"`{generated['command']}`: a generated stack of {generated['services']} services in one sidecar namespace",
+            f"({generated['proxies']} proxies; first `make up` {generated['first_up_s']} s), svc-000's weights moved "
+            "90/10 ↔ 20/80 the same three ways, medians:",
+            "",
+            _row("how", "command returns", "first request on the new split", "split within bound"),
+            _row("---", "---:", "---:", "---:"),
+        ]
+        for how, label in names.items():
+            m = generated["median"][how]
+            lines.append(
+                _row(label, f"{m['command_s']:.2f} s", f"{m['first_request_s']:.2f} s", f"{m['split_s']:.2f} s")
+            )
+    load = d["steady_load"]
+    sidecar = d["sidecar"]
+    memory = sorted(sidecar["memory_mib"].values())
+    idle = sorted(sidecar["idle_cpu_millicores"].values())
+    loaded = sorted(sidecar["loaded_cpu_millicores"].values())
+    lines += [
+        "",
+        f"Steady load (40 requests/s from the client's sidecar) through A3 → A6 with `make step`: requests per step "
+        f"{load['requests_per_step']}, failed {load['failed_per_step']}.",
+        "",
+        f"Per sidecar ({sidecar['proxies']} istio-proxy containers, their cgroups): memory {memory[0]} to "
+        f"{memory[-1]} MiB; CPU idle {idle[0]} to {idle[-1]} millicores, {loaded[0]} to {loaded[-1]} while the "
+        f"client sends 40 requests/s. Rejected xDS updates on every proxy: {d['rejected_updates'] or 'none'}.",
+    ]
+    return lines
+
+
+ENVOY = "1.40"
 
 
 def mock_section(results: dict[str, Any]) -> list[str]:

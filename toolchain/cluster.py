@@ -35,7 +35,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from toolchain import images, istiod
+from toolchain import images, istiod, standins
 from toolchain.node import NODE_NAME as REAL_NODE_NAME
 from toolchain.node import NodeError, RealNode, free_subnet, node_bin_dir
 
@@ -437,6 +437,18 @@ class LocalCluster:
             self,
             lambda: self._node_schedulable(bin_dir, REAL_NODE_NAME),
         )
+
+    def add_standins(self, roles: dict[str, standins.StandIn]) -> None:
+        """Stand-ins for more image names on the real node (a generated stack's, for a benchmark)."""
+        node = self.real_node
+        if node is None:
+            raise ClusterError("stand-in images need a real node (make cluster NODE=real)")
+        layout = images.write_layout(images.standin_images(images.standin_binary(), roles),
+                                     self.directory / "node" / f"standins-{len(roles)}.tar")  # fmt: skip
+        try:
+            node.import_images(Path(str(self.state()["node_bin"])), layout)
+        except NodeError as err:
+            raise ClusterError(str(err)) from None
 
     def _gateway_address(self) -> str | None:
         """The ingress gateway pod's address once it is Ready (its Envoy has a listener), else None."""

@@ -297,10 +297,11 @@ def standin_layer(binary: Path) -> Layer:
     return layer
 
 
-def standin_images(binary: Path) -> list[Image]:
+def standin_images(binary: Path, roles: dict[str, standins.StandIn] | None = None) -> list[Image]:
+    """The pause image and one stand-in image per name of ``roles`` (default: the scenarios' images)."""
     layer = standin_layer(binary).tar()
     images = [Image(PAUSE_IMAGE, (layer,), ("/pause",))]
-    for name, role in sorted(standins.STANDINS.items()):
+    for name, role in sorted((standins.STANDINS if roles is None else roles).items()):
         images.append(Image(
             standins.normalized(name), (layer,), ("/standin", "serve"), env=tuple(role.environment()),
             labels=(("dev.meshkit.standin", "true"), ("dev.meshkit.standin.for", name)),

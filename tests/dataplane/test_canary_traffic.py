@@ -58,7 +58,6 @@ def test_every_step_of_the_canary_splits_as_declared_and_fails_no_request(mesh: 
         summary = load.stop()
     print(f"steady load: {requests_per_step} requests, {failed_per_step} failed per step; summary {summary}")
     assert summary["failed"] == 0, f"requests failed during the rollout: {failed_per_step}; {summary}"
-    assert mesh.rejected_updates() == []
 
 
 def test_a_canary_that_never_becomes_ready_gets_no_request(mesh: Mesh, tmp_path: Path) -> None:

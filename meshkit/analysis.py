@@ -204,6 +204,7 @@ def _check_service(stack: StackConfig, name: str, svc: ServiceSpec) -> Iterator[
             )
 
     yield from _check_ports(name, svc)
+    yield from _check_l7_port(name, svc)
     yield from _check_rule_order(name, svc)
     yield from _check_route_names(name, svc)
 
@@ -296,6 +297,49 @@ def _check_ports(name: str, svc: ServiceSpec) -> Iterator[Finding]:
             f"use one of {', '.join(map(str, numbers))}",
             obj=_vs(name, svc),
         )
+
+
+# The protocols whose traffic Istio routes with a VirtualService's `http` rules (and the Gateway API's
+# HTTPRoute): a port of another protocol (tcp, tls, https, mongo, redis, …) is proxied as a byte stream, so
+# weights, matches, faults, mirrors, timeouts and retries never apply to it.
+HTTP_ROUTED_PROTOCOLS = frozenset({"http", "http2", "grpc", "grpc-web", "kubernetes.io/h2c", "kubernetes.io/ws"})
+
+
+def _l7_rules(svc: ServiceSpec) -> list[str]:
+    """What of ``svc``'s config only an HTTP route applies, named as the stack file names it."""
+    traffic = svc.traffic
+    rules = [
+        ("traffic.weights (several versions)", len(svc.versions) > 1),
+        ("traffic.routes", bool(traffic.routes)),
+        ("faults", bool(svc.faults)),
+        ("traffic.mirror", traffic.mirror is not None),
+        ("traffic.timeout", traffic.timeout is not None),
+        ("traffic.retries", traffic.retries is not None),
+    ]
+    return [rule for rule, present in rules if present]
+
+
+def _check_l7_port(name: str, svc: ServiceSpec) -> Iterator[Finding]:
+    """L7 rules on the routed port of a protocol Istio does not route as HTTP are silently ignored (the
+    canary takes traffic in proportion to its pods, a fault is never injected): refused."""
+    routed = [p for p in svc.ports if svc.traffic.port in (None, p.port)]
+    rules = _l7_rules(svc)
+    if len(routed) != 1 or not rules:
+        return  # several ports and no traffic.port is MK108's
+    i, port = svc.ports.index(routed[0]), routed[0]
+    protocol = port.app_protocol or port.name.split("-", 1)[0]
+    if protocol in HTTP_ROUTED_PROTOCOLS:
+        return
+    key = "appProtocol" if port.app_protocol else "name"
+    yield Finding(
+        f"services.{name}.ports[{i}].{key}",
+        "MK211",
+        f"port {port.port} speaks {protocol!r}, which Istio does not route as HTTP: {', '.join(rules)} would "
+        "be ignored (every version would take traffic in proportion to its pods)",
+        "if the port serves HTTP, name it http[-<suffix>] (or set appProtocol: http, http2 or grpc); otherwise "
+        "keep one version and remove the HTTP rules",
+        obj=f"Service {name}.{svc.namespace}",
+    )
 
 
 def _match_key(match: RequestMatch | None) -> str:

@@ -76,7 +76,8 @@ def test_port_name_outside_the_istio_convention(name: str) -> None:
     assert text[:5] in {"MK201", "MK203"}
 
 
-@pytest.mark.parametrize("name", ["http", "http-web", "grpc", "tcp-db", "http2"])
+# A tcp-db port is in the convention too, but not with the canary's weights (MK211): see below.
+@pytest.mark.parametrize("name", ["http", "http-web", "grpc", "http2"])
 def test_port_names_in_the_convention_are_accepted(name: str) -> None:
     validate_stack(nginx_stack(ports=[{"name": name, "port": 8080, "targetPort": 80}]))
 
@@ -365,3 +366,22 @@ def test_other_providers_keys_are_ignored_but_meshkit_typos_are_not() -> None:
     (finding,) = info.value.findings
     assert (finding.path, finding.code) == ("service", "MK001")
     assert "did you mean 'services'?" in finding.fix
+
+
+def test_http_rules_on_a_port_istio_does_not_route_as_http_are_refused_naming_what_would_be_ignored() -> None:
+    path, text = _one(nginx_stack(ports=[{"name": "tcp-web", "port": 8080, "targetPort": 80}]))
+    assert path == "services.nginx.ports[0].name"
+    assert text.startswith("MK211 port 8080 speaks 'tcp'")
+    assert "traffic.weights (several versions)" in text and "name it http" in text
+
+
+def test_a_tcp_service_with_one_version_and_no_http_rules_is_accepted() -> None:
+    raw = nginx_stack(ports=[{"name": "tcp-db", "port": 8080, "targetPort": 80}], traffic={})
+    raw["services"]["nginx"]["versions"].pop("v2")
+    assert validate_stack(raw).services["nginx"].ports[0].name == "tcp-db"
+
+
+@pytest.mark.parametrize("port", [{"name": "grpc", "port": 8080}, {"name": "web", "port": 8080, "appProtocol": "http2"},
+                                  {"name": "ws", "port": 8080, "appProtocol": "kubernetes.io/ws"}])  # fmt: skip
+def test_canary_weights_on_ports_istio_routes_as_http_are_accepted(port: dict[str, Any]) -> None:
+    assert validate_stack(nginx_stack(ports=[port])).services["nginx"].traffic.weights == {"v1": 70, "v2": 30}

@@ -398,12 +398,20 @@ _HOST_NAME = re.compile(r"^(\*|(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([
 
 
 def _host(value: str) -> str:
+    fix = "write a lowercase DNS name (bookinfo.example.com), a wildcard for its subdomains (*.example.com), or *"
     if len(value) > 253 or not _HOST_NAME.fullmatch(value):
-        raise invalid(
-            "MK210",
-            f"{value!r} is not a host an Istio Gateway can serve",
-            "write a lowercase DNS name (bookinfo.example.com), a wildcard for its subdomains (*.example.com), or *",
-        )
+        raise invalid("MK210", f"{value!r} is not a host an Istio Gateway can serve", fix)
+    if value == "*":
+        return value
+    # What istiod's validation refuses beyond the pattern (a Gateway or a VirtualService bound to it).
+    labels = value.removeprefix("*.").split(".")
+    too_long = [label for label in labels if len(label) > 63]
+    if too_long:
+        raise invalid("MK210", f"{value!r}: the label {too_long[0][:20]!r}… is longer than 63 characters", fix)
+    if len(labels) < 2:
+        raise invalid("MK210", f"{value!r} is a short name, which istiod refuses for a gateway's host", fix)
+    if labels[-1].isdigit():
+        raise invalid("MK210", f"{value!r}: its top-level label {labels[-1]!r} is all digits, which istiod refuses", fix)
     return value
 
 

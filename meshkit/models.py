@@ -411,7 +411,7 @@ def _host(value: str) -> str:
     if len(labels) < 2:
         raise invalid("MK210", f"{value!r} is a short name, which istiod refuses for a gateway's host", fix)
     if labels[-1].isdigit():
-        raise invalid("MK210", f"{value!r}: its top-level label {labels[-1]!r} is all digits, which istiod refuses", fix)
+        raise invalid("MK210", f"{value!r}: its top-level label {labels[-1]!r} is all digits (istiod refuses it)", fix)
     return value
 
 

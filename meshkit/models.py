@@ -488,6 +488,12 @@ Weights = Annotated[dict[DnsLabel, Weight], AfterValidator(check_weights)]
 # --- namespaces --------------------------------------------------------------------------------------
 
 
+# The namespace labels meshkit derives from `dataplane`, `revision` and `waypoint`: one set by hand would
+# be overwritten, or name a waypoint the stack does not deploy (every request to the namespace then fails).
+MESH_LABELS = ("istio-injection", "istio.io/rev", "istio.io/dataplane-mode", "istio.io/use-waypoint",
+               "istio.io/use-waypoint-namespace")  # fmt: skip
+
+
 class NamespaceSpec(MeshModel):
     """A namespace whose pods join the mesh."""
 
@@ -510,12 +516,13 @@ class NamespaceSpec(MeshModel):
 
     @model_validator(mode="after")
     def _one_injection_label(self) -> NamespaceSpec:
-        owned = {"istio-injection", "istio.io/rev", "istio.io/dataplane-mode"} & set(self.labels)
+        owned = set(MESH_LABELS) & set(self.labels)
         if owned:
             raise invalid(
                 "MK401",
-                f"labels must not set {', '.join(sorted(owned))}",
-                "choose the data plane with 'dataplane' and 'revision', so that exactly one injection label is set",
+                f"labels must not set {', '.join(sorted(owned))}: meshkit sets it from the namespace's settings",
+                "choose the data plane with 'dataplane', 'revision' and 'waypoint', so that exactly one injection "
+                "label is set and a waypoint label names a waypoint the stack deploys",
             )
         if self.revision and self.dataplane == "ambient":
             raise invalid(

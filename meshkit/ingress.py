@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping
 
 from .errors import Finding
 from .gatewayapi import backend_port, waypoint_of
-from .models import IngressRoute, IngressSpec, ServiceSpec, StackConfig
+from .models import IngressRoute, IngressSpec, ServiceSpec, StackConfig, StringMatch
 from .render import (
     ISTIO_NETWORKING,
     Manifest,
@@ -203,6 +203,50 @@ def _check_route(stack: StackConfig, name: str, spec: IngressSpec, i: int) -> It
         )
 
 
+def _path_value(match: StringMatch) -> str | None:
+    return match.exact if match.exact is not None else match.prefix
+
+
+def _covers(earlier: StringMatch, later: StringMatch) -> bool:
+    """Whether every request ``later`` matches is matched by ``earlier`` first (regexes are not compared)."""
+    value = _path_value(later)
+    if value is None or earlier.regex is not None:
+        return False
+    if earlier.prefix is not None:
+        return value.startswith(earlier.prefix)  # Istio's prefix is a string prefix: /static takes /staticx
+    return later.exact is not None and earlier.exact == later.exact
+
+
+def _check_paths(name: str, spec: IngressSpec, i: int) -> Iterator[Finding]:
+    """Paths no request can have (Envoy matches the path without its query or fragment), and routes whose
+    every path an earlier route of the ingress takes first (its requests never reach it)."""
+    route = spec.routes[i]
+    base = f"ingresses.{name}.routes[{i}]"
+    for j, match in enumerate(route.paths):
+        value = _path_value(match)
+        if value is not None and (not value.startswith("/") or "?" in value or "#" in value):
+            yield Finding(
+                f"{base}.paths[{j}]",
+                "MK707",
+                f"path {value!r} can never match: request paths start with '/' and are matched without their query "
+                "string or fragment",
+                "write the path alone, starting with '/' (e.g. /productpage); match a query parameter with "
+                "a header or a regex rule of the service instead",
+                obj=f"VirtualService {name}.{spec.namespace}",
+            )
+    for k, earlier in enumerate(spec.routes[:i]):
+        if all(any(_covers(first, path) for first in earlier.paths) for path in route.paths):
+            yield Finding(
+                f"{base}.paths",
+                "MK708",
+                f"every path of this route (to {route.service!r}) is taken first by routes[{k}] (to "
+                f"{earlier.service!r}): its requests never reach it",
+                f"put this route before routes[{k}], or give routes[{k}] narrower paths",
+                obj=f"VirtualService {name}.{spec.namespace}",
+            )
+            break
+
+
 def check_ingresses(stack: StackConfig) -> Iterator[Finding]:
     """Every cross-object finding about the stack's ingresses."""
     seen: list[tuple[str, IngressSpec]] = []
@@ -226,6 +270,7 @@ def check_ingresses(stack: StackConfig) -> Iterator[Finding]:
             )
         for i in range(len(spec.routes)):
             yield from _check_route(stack, name, spec, i)
+            yield from _check_paths(name, spec, i)
         for other_name, other in seen:
             shared = [
                 host for host in spec.hosts if any(_hosts_overlap(host, other_host) for other_host in other.hosts)

@@ -38,7 +38,7 @@ from .models import (
     duration_seconds,
     parse_image,
 )
-from .render import render_stack
+from .render import deployment_name, render_stack
 
 # --- pydantic errors → findings ---------------------------------------------------------------------
 
@@ -368,6 +368,26 @@ def _check_rule_order(name: str, svc: ServiceSpec) -> Iterator[Finding]:
             first_with.setdefault(key, i)
 
 
+def _check_deployment_names(stack: StackConfig) -> Iterator[Finding]:
+    """Two (service, version) pairs whose Deployments get one name in one namespace (``a-b`` v1 and ``a``
+    ``b-v1``): one would overwrite the other, and its route would send traffic to the other's pods."""
+    owners: dict[tuple[str, str], str] = {}
+    for name, svc in stack.services.items():
+        for version in svc.versions:
+            key = (svc.namespace, deployment_name(name, version))
+            path = f"services.{name}.versions.{version}"
+            if key in owners:
+                yield Finding(
+                    path,
+                    "MK212",
+                    f"its Deployment would be named {key[1]!r} in namespace {key[0]!r}, like that of {owners[key]}: "
+                    "one object, two owners",
+                    "rename this version or the other one (Deployments are named <service>-<version>)",
+                    obj=f"Deployment {key[1]}.{key[0]}",
+                )
+            owners.setdefault(key, path)
+
+
 def _check_calls(stack: StackConfig) -> Iterator[Finding]:
     for name, svc in stack.services.items():
         for callee in svc.calls:
@@ -538,6 +558,7 @@ def check_stack(stack: StackConfig) -> list[Finding]:
     """Every cross-object finding of a validated stack config, errors and warnings, sorted by path."""
     findings = [f for name, svc in stack.services.items() for f in _check_service(stack, name, svc)]
     findings += _check_calls(stack)
+    findings += _check_deployment_names(stack)
     findings += _check_fault_budgets(stack)
     findings += _check_security(stack)
     findings += check_ingresses(stack)

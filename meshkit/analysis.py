@@ -15,6 +15,7 @@ are noted beside each check so a reader can look up the Istio/Kiali meaning.
 from __future__ import annotations
 
 import difflib
+import re
 import types
 import typing
 from collections.abc import Iterator, Mapping
@@ -107,39 +108,69 @@ def _keys_at(loc: tuple[str | int, ...]) -> list[str]:
     return sorted({field.alias or name for model in models for name, field in model.model_fields.items()})
 
 
+# pydantic names the branch of a union a value failed (``function-after[_dns_label(), str]``,
+# ``literal[False]``, ``str``) in the error's location: not a key of the stack file, never shown.
+_UNION_BRANCH = re.compile(r"^([a-z][a-z0-9-]*\[.*\]|str|int|float|bool|none)$")
+
+
+# pydantic writes Python's constants in its messages; the stack file is YAML.
+_YAML_WORD = {"True": "true", "False": "false", "None": "null"}
+_YAML_WORDS = re.compile(r"\b(True|False|None)\b")
+
+
+def _is_union_branch(part: object) -> bool:
+    return isinstance(part, str) and (part in UNION_TAGS or bool(_UNION_BRANCH.match(part)))
+
+
 def findings_from_validation_error(error: ValidationError, prefix: tuple[str, ...] = ()) -> list[Finding]:
-    findings = []
+    """One finding per error; a value that fails every branch of a union (``waypoint: Bad_Name``: a DNS
+    label or false) is reported once, by meshkit's own check when a branch has one."""
+    findings: list[Finding] = []
+    union_finding: dict[str, int] = {}  # path → index in findings of the one finding of its union
     for item in error.errors():
-        loc = prefix + tuple(part for part in item["loc"] if part not in UNION_TAGS)
-        kind = item["type"]
-        ctx = item.get("ctx") or {}
-        path = format_path(loc)
-        if kind.startswith("MK"):
-            path = format_path((*loc, ctx["key"])) if ctx.get("key") else path
-            findings.append(Finding(path, kind, str(ctx.get("message", item["msg"])), str(ctx.get("fix", ""))))
-        elif kind == "extra_forbidden":
-            key = str(loc[-1])
-            known = _keys_at(loc[:-1])
-            close = difflib.get_close_matches(key, known, n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
-            findings.append(
-                Finding(path, "MK001", f"unknown key {key!r}", f"{hint}valid keys here: {', '.join(known)}")
-            )
-        elif kind == "missing":
-            findings.append(Finding(path, "MK002", "required key is missing", f"add '{loc[-1]}'"))
-        else:
-            last = next((str(p) for p in reversed(loc) if isinstance(p, str) and p in _RANGE_CODES), "")
-            code = _RANGE_CODES.get(last, "MK003") if kind in _RANGE_ERRORS else "MK003"
-            value = item.get("input")
-            shown = f", got {value!r}" if not isinstance(value, (dict, list)) else ""
-            bounds = [f"{word} {ctx[key]}" for key, word in _BOUNDS if key in ctx]
-            fix = (
-                f"use a value {' and '.join(bounds)}"
-                if bounds
-                else _TYPE_FIXES.get(kind, "see the config reference in the README")
-            )
-            findings.append(Finding(path, code, f"{item['msg'][0].lower()}{item['msg'][1:]}{shown}", fix))
+        finding = _finding(item, prefix)
+        if not any(_is_union_branch(part) for part in item["loc"]):
+            findings.append(finding)
+            continue
+        i = union_finding.setdefault(finding.path, len(findings))
+        if i == len(findings):
+            findings.append(finding)
+        elif findings[i].code == "MK003" and finding.code != "MK003":
+            findings[i] = finding  # meshkit's own message says more than a type error
+        elif findings[i].code == finding.code == "MK003" and finding.message not in findings[i].message:
+            first = findings[i]
+            findings[i] = Finding(first.path, "MK003", f"{first.message}; or {finding.message}", first.fix)
     return findings
+
+
+def _finding(item: Any, prefix: tuple[str, ...]) -> Finding:
+    loc = prefix + tuple(part for part in item["loc"] if not _is_union_branch(part))
+    kind = item["type"]
+    ctx = item.get("ctx") or {}
+    path = format_path(loc)
+    if kind.startswith("MK"):
+        path = format_path((*loc, ctx["key"])) if ctx.get("key") else path
+        return Finding(path, kind, str(ctx.get("message", item["msg"])), str(ctx.get("fix", "")))
+    if kind == "extra_forbidden":
+        key = str(loc[-1])
+        known = _keys_at(loc[:-1])
+        close = difflib.get_close_matches(key, known, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        return Finding(path, "MK001", f"unknown key {key!r}", f"{hint}valid keys here: {', '.join(known)}")
+    if kind == "missing":
+        return Finding(path, "MK002", "required key is missing", f"add '{loc[-1]}'")
+    last = next((str(p) for p in reversed(loc) if isinstance(p, str) and p in _RANGE_CODES), "")
+    code = _RANGE_CODES.get(last, "MK003") if kind in _RANGE_ERRORS else "MK003"
+    value = item.get("input")
+    shown = f", got {value!r}" if not isinstance(value, (dict, list)) else ""
+    bounds = [f"{word} {ctx[key]}" for key, word in _BOUNDS if key in ctx]
+    fix = (
+        f"use a value {' and '.join(bounds)}"
+        if bounds
+        else _TYPE_FIXES.get(kind, "see the config reference in the README")
+    )
+    message = f"{item['msg'][0].lower()}{item['msg'][1:]}{shown}"
+    return Finding(path, code, _YAML_WORDS.sub(lambda m: _YAML_WORD[m.group(0)], message), fix)
 
 
 # --- cross-object checks ----------------------------------------------------------------------------

@@ -385,3 +385,22 @@ def test_a_tcp_service_with_one_version_and_no_http_rules_is_accepted() -> None:
                                   {"name": "ws", "port": 8080, "appProtocol": "kubernetes.io/ws"}])  # fmt: skip
 def test_canary_weights_on_ports_istio_routes_as_http_are_accepted(port: dict[str, Any]) -> None:
     assert validate_stack(nginx_stack(ports=[port])).services["nginx"].traffic.weights == {"v1": 70, "v2": 30}
+
+
+def _ambient_waypoint(waypoint: object) -> dict[str, Any]:
+    raw = nginx_stack()
+    raw["namespaces"]["demo"] = {"dataplane": "ambient", "waypoint": waypoint}
+    return raw
+
+
+def test_a_value_that_fits_no_branch_of_a_union_is_one_finding_in_the_stack_files_words() -> None:
+    # waypoint is a DNS label or false: pydantic reports each branch, at paths like
+    # `waypoint.function-after[_dns_label(), str]` and `waypoint.literal[False]`.
+    problems = _problems(_ambient_waypoint("Bad_Name"))
+    assert list(problems) == ["namespaces.demo.waypoint"], problems
+    assert problems["namespaces.demo.waypoint"].startswith("MK203 'Bad_Name' is not a valid DNS-1123 label")
+    problems = _problems(_ambient_waypoint(True))
+    assert list(problems) == ["namespaces.demo.waypoint"], problems
+    text = problems["namespaces.demo.waypoint"]
+    assert text.startswith("MK003") and "should be false, got true" in text
+    assert not any(word in text for word in ("literal[", "function-after", "False", "True"))

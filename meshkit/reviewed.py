@@ -266,7 +266,8 @@ def read_review(directory: Path, stack: str, replan: str) -> Review:
     """The review in ``directory``; refused when there is none, it is incomplete, or it is another stack's."""
     record_path = directory / RECORD_FILE
     try:
-        text = record_path.read_text(encoding="utf-8")
+        # utf-8-sig: a byte-order mark an editor added is read past, as in every other file meshkit reads.
+        text = record_path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise MeshkitError(
             f"{directory}: no review there ({RECORD_FILE} missing), so nothing was deployed; make one with "
@@ -285,10 +286,23 @@ def read_review(directory: Path, stack: str, replan: str) -> Review:
             f"{directory}: the review is incomplete ({UPDATE_PLAN}, the engine's saved plan, is missing: did "
             f"`pulumi preview --save-plan` fail?), so nothing was deployed; make it again with `{replan}`"
         )
-    # The digests decide; the stack file's copy only shows the edit, the states only name the fields.
-    stack_file_data, states = None, {}
-    with contextlib.suppress(OSError):
+    # The reviewed stack file's copy must be the one the record's digest names: a record whose digest was
+    # replaced by that of an edited file would otherwise vouch for a file nobody reviewed.
+    try:
         stack_file_data = (directory / STACK_FILE_COPY).read_bytes()
+    except OSError:
+        raise MeshkitError(
+            f"{directory}: the review is incomplete ({STACK_FILE_COPY}, the reviewed stack file's copy, is "
+            f"missing), so nothing was deployed; make it again with `{replan}`"
+        ) from None
+    if sha256(stack_file_data) != record.stack_file_sha256:
+        raise MeshkitError(
+            f"{directory}: {RECORD_FILE} names stack file sha256 {record.stack_file_sha256[:12]}…, but the reviewed "
+            f"copy ({STACK_FILE_COPY}) is {sha256(stack_file_data)[:12]}…: the review was altered, so nothing was "
+            f"deployed; make it again with `{replan}` and get its plan reviewed"
+        )
+    # The states only name the fields that moved; the digests decide.
+    states = {}
     with contextlib.suppress(OSError, ValueError):
         loaded = json.loads((directory / STATE_FILE).read_text(encoding="utf-8"))
         states = loaded if isinstance(loaded, dict) else {}

@@ -6,6 +6,7 @@ tests/live/test_reviewed_apply.py."""
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -304,14 +305,32 @@ def test_refusal_says_what_moved_and_how_to_replan(review_dir: Path) -> None:
     )
 
 
-def test_refusal_without_the_copies_still_names_the_file_and_objects(review_dir: Path) -> None:
-    (review_dir / STACK_FILE_COPY).unlink()
+def test_refusal_without_the_states_copy_still_names_the_objects(review_dir: Path) -> None:
     (review_dir / STATE_FILE).write_text("not json")
     review = read_review(review_dir, "prod", "x")
     message = verdict(review, "s.yaml", b"other", deployed_resources(_export(50, 50), "n")).refusal("x")
     assert "  the stack file s.yaml changed since the review (reviewed sha256 " in message
-    assert "---" not in message
     assert "    VirtualService demo/nginx: changed\n" in message
+
+
+def test_a_record_vouching_for_another_file_than_the_reviewed_copy_is_refused(review_dir: Path) -> None:
+    # An edited stack file whose digest was pasted into record.json: the reviewed copy still says what was
+    # reviewed, and it no longer matches the record.
+    edited = (SCENARIOS / "A4.yaml").read_text().replace("v1: 20", "v1: 0").replace("v2: 80", "v2: 100").encode()
+    record = json.loads((review_dir / RECORD_FILE).read_text())
+    record["stackFile"]["sha256"] = hashlib.sha256(edited).hexdigest()
+    (review_dir / RECORD_FILE).write_text(json.dumps(record))
+    with pytest.raises(MeshkitError, match=r"the review was altered, so nothing was deployed"):
+        read_review(review_dir, "prod", "make review STACK=prod")
+    (review_dir / STACK_FILE_COPY).unlink()
+    with pytest.raises(MeshkitError, match=r"the reviewed stack file's copy, is missing"):
+        read_review(review_dir, "prod", "make review STACK=prod")
+
+
+def test_a_record_with_a_byte_order_mark_is_read_like_an_outputs_file(review_dir: Path) -> None:
+    record = (review_dir / RECORD_FILE).read_bytes()
+    (review_dir / RECORD_FILE).write_bytes(b"\xef\xbb\xbf" + record)
+    assert read_review(review_dir, "prod", "x").record.stack == "prod"
 
 
 @pytest.mark.parametrize(

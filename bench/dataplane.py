@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import signal
 import statistics
 import tempfile
 import time
@@ -207,6 +208,7 @@ def generated(services: int, runs: int) -> dict[str, Any]:
                 f"meshkit.local/standin/svc-{i:03d}:{v}": StandIn(f"svc-{i:03d}", 8080)
                 for i in range(services) for v in ("v1", "v2")
             })  # fmt: skip
+        (tmp / "project").mkdir()
         stack = new_live_stack(tmp / "project", cluster, "bench")
         target = Target("scale", "svc-000", "http://svc-000:8080/", GENERATED_WEIGHTS,
                             lambda step: stack.use(generated_config(services, GENERATED_WEIGHTS[step])))  # fmt: skip
@@ -229,6 +231,7 @@ def scenario_a(runs: int) -> dict[str, Any]:
     with real_cluster() as (cluster, tmp):
         cluster_seconds = time.monotonic() - started
         mesh = Mesh(cluster)
+        (tmp / "project").mkdir()
         stack = new_live_stack(tmp / "project", cluster, "bench")
         for step in ("A0", "A1", "A2", "A3"):
             stack.use_step(step)
@@ -248,11 +251,17 @@ def scenario_a(runs: int) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--services", type=int, default=0, help="a generated stack of N services, not scenario A")
     args = parser.parse_args()
+    # A benchmark stopped with SIGTERM still stops its cluster and puts the host back (running_cluster's finally).
+    signal.signal(signal.SIGTERM, _interrupted)
     print(json.dumps(generated(args.services, args.runs) if args.services else scenario_a(args.runs)))
 
 

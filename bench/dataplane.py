@@ -49,6 +49,7 @@ from toolchain.standins import StandIn
 NAMESPACE = "demo"
 URL = "http://nginx:8080/"
 WEIGHTS = {"A3": {"v1": 70, "v2": 30}, "A4": {"v1": 20, "v2": 80}}
+SMALL = {"requests": {"cpu": "10m", "memory": "16Mi"}}
 # The generated stack (--services): svc-000's two splits, as the scenario's steps.
 GENERATED_WEIGHTS = {"low": {"v1": 90, "v2": 10}, "high": {"v1": 20, "v2": 80}}
 
@@ -178,13 +179,16 @@ def generated_config(services: int, weights: dict[str, int]) -> dict[str, Any]:
             "namespace": "scale",
             "allowFrom": [{"service": "sleep"}],
             "ports": [{"name": "http", "port": 8080}],
-            "versions": {v: {"image": f"meshkit.local/standin/{name}:{v}", "replicas": 1} for v in versions},
+            # Two cores hold 50 pods only if each asks for a hundredth of a core (meshkit's default is 100m).
+            "versions": {
+                v: {"image": f"meshkit.local/standin/{name}:{v}", "replicas": 1, "resources": SMALL} for v in versions
+            },
             **({"traffic": {"weights": weights}} if i == 0 else {}),
         }
     config["services"]["sleep"] = {
         "namespace": "scale",
         "ports": [{"name": "http", "port": 80}],
-        "versions": {"v1": {"image": "curlimages/curl:8.11.1", "command": ["/bin/sleep", "3650d"]}},
+        "versions": {"v1": {"image": "curlimages/curl:8.11.1", "command": ["/bin/sleep", "3650d"], "resources": SMALL}},
     }
     return config
 

@@ -35,8 +35,14 @@ from pathlib import Path
 TOOLCHAIN = Path(__file__).resolve().parent
 NODE_NAME = "meshkit-node"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
-# What kubelet and the bridge plugin set on the host whatever their configuration says (data-plane.md).
-SYSCTLS = ("vm.overcommit_memory", "kernel.panic", "kernel.panic_on_oops", "net.ipv4.ip_forward")
+# What kubelet and the bridge plugin set on the host whatever their configuration says (data-plane.md), and
+# what the node raises itself (NODE_SYSCTLS): recorded at the start, put back at the stop.
+SYSCTLS = ("vm.overcommit_memory", "kernel.panic", "kernel.panic_on_oops", "net.ipv4.ip_forward",
+           "fs.inotify.max_user_instances")  # fmt: skip
+# Every pilot-agent watches its certificates with inotify, all as one user (root): at Debian's default of 128
+# instances, the 42nd meshed pod's sidecar failed to start ("couldn't initialize inotify: too many open
+# files"). Kubernetes nodes are commonly given 8192.
+NODE_SYSCTLS = {"fs.inotify.max_user_instances": 8192}
 # Paths they create outside their configured directories; removed at the stop when they were not there.
 HOST_PATHS = ("/var/lib/kubelet", "/var/log/containers", "/var/log/pods", "/run/containerd", "/var/lib/cni",
               "/var/run/netns", "/opt/containerd", "/etc/cni")  # fmt: skip
@@ -124,7 +130,11 @@ class RealNode:
         self.host_state_file.write_text(json.dumps(before, indent=2) + "\n")
 
     def create_network(self) -> None:
-        """The bridge with the node's address (the CNI bridge plugin adopts it), and the cgroup roots."""
+        """The bridge with the node's address (the CNI bridge plugin adopts it), the cgroup roots, and the
+        host limits a node of many pods needs (NODE_SYSCTLS, raised only)."""
+        for name, value in NODE_SYSCTLS.items():
+            if int(_sysctl_path(name).read_text()) < value:
+                _sysctl_path(name).write_text(f"{value}\n")
         _run("ip", "link", "add", self.bridge, "type", "bridge")
         _run("ip", "addr", "add", f"{self.address}/24", "dev", self.bridge)
         _run("ip", "link", "set", self.bridge, "up")

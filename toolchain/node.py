@@ -356,7 +356,7 @@ imports = []
         mounts = []
         for line in Path("/proc/self/mountinfo").read_text().splitlines():
             point = line.split()[4].replace("\\040", " ")
-            if point.startswith(str(self.directory) + "/") or point.startswith("/run/containerd/"):
+            if point.startswith(str(self.directory) + "/"):
                 mounts.append(point)
         return sorted(set(mounts), key=lambda p: -len(p))
 

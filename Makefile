@@ -14,6 +14,10 @@ export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION := true
 # next `make up` or `make step` redoes the step (objects it had created are adopted: the provider upserts;
 # rendered files it had written are overwritten, or removed by `meshkit unlock` when nothing declares them).
 export PULUMI_SKIP_CHECKPOINTS ?= true
+# How many resource operations the engine runs at once (its default: 4 per core). On a cluster most of an
+# operation is waiting (for a Deployment to become available, for the API server), not computing: 150
+# Deployments queued behind 8 slots made a first `up` of 50 services take minutes (BENCHMARKS.md).
+export PULUMI_PARALLEL ?= 64
 
 # `make up STACK=dev CLUSTER=local`: deploy to the local control plane of `make cluster` instead of the
 # cluster (or render directory) the stack file names; its state lives with that cluster, in .cluster/state.
@@ -26,10 +30,6 @@ STACK_CONFIG := --config-file $(STACK_FILE)
 export PATH := $(CLUSTER_DIR)/bin:$(PATH)
 endif
 NAMES_A_CLUSTER = grep -Eq '^[[:space:]]+kubernetes:(kubeconfig|context):' $(STACK_FILE)
-# With a cluster, `up` previews first: the provider's dry runs against the API server (and its admission
-# webhooks) refuse a bad object before anything changes. A rendered stack's preview would check nothing the
-# program has not (it refuses a bad stack before registering anything) and doubles the time of an `up`.
-PREVIEW_IF_CLUSTER = $$($(NAMES_A_CLUSTER) && echo --skip-preview=false || echo --skip-preview)
 REFRESH_IF_CLUSTER = if $(NAMES_A_CLUSTER); then pulumi refresh --yes --skip-preview --clear-pending-creates --stack $(STACK) --non-interactive $(STACK_CONFIG); fi
 # `make review` writes the review of a rollout step here (the CI artifact); `make apply` applies exactly it.
 REVIEW_DIR ?= review/$(STACK)
@@ -47,14 +47,14 @@ endif
 	@pulumi stack select --create $(STACK) --non-interactive >/dev/null
 
 ## make up STACK=dev: perform the rollout step the stack file describes (renders to rendered/<stack>/ without a cluster)
-# First: drop the lock of a killed `up` (only if its process is gone). With a cluster (the stack file names
-# kubernetes:kubeconfig or kubernetes:context), refresh: hand edits are then seen and undone, and creates a
-# killed `up` left pending are dropped (this `up` creates or adopts those objects). Rendered stacks have
-# nothing to refresh from.
+# First: drop the lock of a killed `up` (only if its process is gone). Then the update of every object
+# (`meshkit up --full`). With a cluster (the stack file names kubernetes:kubeconfig or kubernetes:context) it
+# refreshes first what was changed in the cluster since the last update, so that hand edits are seen and undone
+# (and creates a killed `up` left pending are dropped), and previews what changes: the API server's dry runs
+# refuse a bad object before anything is written. Rendered stacks have nothing to refresh or dry-run.
 up: stack
 	@meshkit unlock $(STACK)
-	@$(REFRESH_IF_CLUSTER)
-	pulumi up --yes $(PREVIEW_IF_CLUSTER) --stack $(STACK) --non-interactive $(STACK_CONFIG)
+	meshkit up $(STACK_FILE) --full
 
 ## make step STACK=dev: the same rollout step as `make up`, with the engine targeted at what the stack file's
 ## change touches since the last deployment (`meshkit up`); falls back to a full `up` when it cannot tell

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -71,6 +71,14 @@ def _child_opts(
         hooks=pulumi.ResourceHookBinding(on_error=[on_error]) if on_error is not None else None,
         custom_timeouts=custom_timeouts,
     )
+
+
+def _not_awaited(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """A Service's metadata with the provider's await turned off. The provider holds a Service until its
+    endpoints have been quiet for 10 s; a route waits for what traffic needs instead (its versions'
+    Deployments available, so their pods ready and in the endpoints), and the 10 s were most of a first `up`."""
+    annotations = {**(metadata.get("annotations") or {}), "pulumi.com/skipAwait": "true"}
+    return {**metadata, "annotations": annotations}
 
 
 def _name_of(resource: pulumi.Resource, name: str) -> pulumi.Output[str]:
@@ -224,7 +232,7 @@ class VersionedService(MeshkitComponent):
         service = service_manifest(name, spec)
         self.service = k8s.core.v1.Service(
             f"{name}-service",
-            metadata=service["metadata"],
+            metadata=_not_awaited(service["metadata"]),
             spec=service["spec"],
             opts=_child_opts(self, after_namespace),
         )
@@ -259,7 +267,7 @@ class VersionedService(MeshkitComponent):
                 manifest = version_service_manifest(name, spec, version)
                 self.version_services[version] = k8s.core.v1.Service(
                     f"{version_service_name(name, version)}-service",
-                    metadata=manifest["metadata"],
+                    metadata=_not_awaited(manifest["metadata"]),
                     spec=manifest["spec"],
                     opts=_child_opts(self, after_namespace, args.on_error),
                 )

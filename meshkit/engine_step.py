@@ -12,103 +12,218 @@ import os
 import subprocess
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .analysis import analyze_stack
 from .config import read_stack_file_keys, stack_file
 from .errors import MeshkitError
+from .models import StackConfig
+from .refresh_scope import FullRefresh, changed_objects, component_of, deployed_objects
+from .render import Manifest, unit_manifests
 from .sources import (
     cluster_config,
     last_update_succeeded,
+    live_objects,
     project_name,
     project_root,
+    server_dry_run,
     stack_cluster,
+    stack_export,
     stack_outputs,
 )
-from .step_scope import SCOPE_FILE_ENV, FullUp, TargetedStep, plan_step, scope_file_text
+from .step_scope import SCOPE_FILE_ENV, Component, FullUp, TargetedStep, plan_step, scope_file_text
 
 PULUMI_MISSING = "the pulumi CLI is not on PATH (run `make bootstrap`, then use .venv/bin)"
 
 
 @dataclass(frozen=True)
-class StepCommand:
-    """The ``pulumi up`` to run, and what the user is told about it."""
+class EngineRun:
+    """One Pulumi CLI command of a step."""
 
     argv: list[str]
-    explanation: list[str]
     scope_text: str | None = None
-    """The components the program registers (a targeted step), written to the file SCOPE_FILE_ENV names."""
-    refresh_argv: list[str] | None = None
-    """A ``pulumi refresh`` to run first (a targeted step on a stack with a cluster)."""
+    """The components the program registers (a targeted run), written to the file SCOPE_FILE_ENV names."""
+
+
+@dataclass(frozen=True)
+class DryRun:
+    """The objects a step changes, for the API server to validate and admit without writing them."""
+
+    cluster_flags: list[str]
+    manifests: list[Manifest]
+
+
+@dataclass(frozen=True)
+class StepCommand:
+    """What to run, in order (stopping at the first failure), and what the user is told about it."""
+
+    runs: list[EngineRun | DryRun]
+    explanation: list[str]
+
+    @property
+    def update(self) -> EngineRun | None:
+        """The ``pulumi up`` of the step (None when there is nothing to do)."""
+        return next((run for run in self.runs if isinstance(run, EngineRun) and run.argv[1] == "up"), None)
+
+
+@dataclass(frozen=True)
+class _Refresh:
+    """What a step on a stack with a cluster refreshes first, and which components it found changed."""
+
+    runs: list[EngineRun]
+    explanation: list[str]
+    changed: set[Component | None] | None
+    """The components of the objects found changed (None for an object outside meshkit's components); None
+    when that could not be told (every object is refreshed)."""
+    namespaces: set[str] = field(default_factory=set)
+    """The namespaces the cluster holds, of those the stack had."""
 
 
 def step_command(path: Path, stack: str, full: bool = False) -> StepCommand:
-    """What `meshkit up` runs for the stack file at ``path`` (of stack ``stack``)."""
+    """What `meshkit up` runs for the stack file at ``path`` (of stack ``stack``): with ``full`` the update
+    of every object (`make up`), else the update targeted at what changed (`make step`)."""
     root = project_root(path.resolve().parent)
     config, _ = analyze_stack(read_stack_file_keys(path), str(path))
-    common = ["--yes", "--stack", stack, "--non-interactive"]
+    selection = ["--stack", stack, "--non-interactive"]
     if path.resolve() != stack_file(stack, root).resolve():
-        common += ["--config-file", str(path)]
-    argv = ["pulumi", "up", *common]
-    with_cluster = stack_cluster(path)
-    if with_cluster:
-        # As `make up`: the provider's dry runs against the API server refuse a bad object before anything
-        # changes.
-        argv.append("--skip-preview=false")
-    else:
-        argv.append("--skip-preview")  # a rendered stack's preview checks nothing the program has not
-    # As `make up`: hand edits are seen (and undone), creates a killed update left pending are dropped. Not
-    # `up --refresh`: with --target, the engine's refresh does not load the provider the targeted objects
-    # were made with ("unknown provider"), so the refresh is a command of its own, before the update.
-    refresh = ["pulumi", "refresh", *common, "--skip-preview", "--clear-pending-creates"] if with_cluster else None
+        selection += ["--config-file", str(path)]
+    update = ["pulumi", "up", "--yes", *selection]
+    cluster_flags = stack_cluster(path)
+    if full and not cluster_flags:
+        # A rendered stack's preview would check nothing the program has not.
+        return StepCommand([EngineRun([*update, "--skip-preview"])], ["the full `up` (--full)"])
+    # The reads are each a CLI's start and a round trip: side by side.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        succeeded = pool.submit(last_update_succeeded, stack, root)
+        outputs = pool.submit(stack_outputs, stack)
+        refresh = _refresh(stack, cluster_flags, selection) if cluster_flags else _Refresh([], [], set())
+        plan = _plan(config, path, stack, root, refresh.changed, succeeded, outputs)
+    if isinstance(plan, FullUp):
+        # With a cluster, the engine's preview: the provider's dry runs against the API server (and its
+        # admission webhooks) refuse a bad object before anything changes.
+        preview = "--skip-preview=false" if cluster_flags else "--skip-preview"
+        explanation = [*refresh.explanation, f"the full `up`: {plan.reason}"]
+        return StepCommand([*refresh.runs, EngineRun([*update, preview])], explanation)
+    step, deployed = plan
+    explanation = [*refresh.explanation, *_described(step)]
+    # Only the objects of changed units can change, so only they need the API server's dry run; kubectl does it
+    # in a fraction of the second run of the program that the engine's preview costs.
+    changed = _dry_run(config, step, cluster_flags, refresh.namespaces) if cluster_flags else []
     if full:
-        return StepCommand(argv, ["the full `up` (--full)"], refresh_argv=refresh)
+        explanation.append("then the full `up` (--full)")
+        return StepCommand([*refresh.runs, *changed, EngineRun([*update, "--skip-preview"])], explanation)
+    if not step.changed_units:
+        return StepCommand([*refresh.runs], explanation)
+    targets = ["--target-dependents", *(f"--target={urn}" for urn in step.targets)]
+    scoped = EngineRun([*update, "--skip-preview", *targets], scope_file_text(step.registered, deployed))
+    return StepCommand([*refresh.runs, *changed, scoped], explanation)
+
+
+def _dry_run(config: StackConfig, step: TargetedStep, cluster_flags: list[str], namespaces: set[str]) -> list[DryRun]:
+    """The dry run of the changed units' objects. Not of Secrets (their values are not rendered), nor of
+    objects in a namespace the cluster does not hold yet (the API server would refuse them for that alone, as
+    the provider's preview skips them)."""
+    units = unit_manifests(config)
+    manifests = [
+        manifest
+        for unit in step.changed_units
+        for manifest in units.get(unit, [])
+        if manifest["kind"] != "Secret" and manifest["metadata"].get("namespace", "") in {"", *namespaces}
+    ]
+    return [DryRun(cluster_flags, manifests)] if manifests else []
+
+
+def _plan(
+    config: StackConfig,
+    path: Path,
+    stack: str,
+    root: Path,
+    changed: set[Component | None] | None,
+    succeeded: Future[bool],
+    outputs: Future[Any],
+) -> FullUp | tuple[TargetedStep, dict[str, Any]]:
+    """The targeted step from the last deployment, with the components of changed objects in it."""
+    if changed is None:
+        return FullUp("which objects changed in the cluster could not be told")
+    if any(component is None for component in changed):
+        return FullUp("an object outside meshkit's components changed in the cluster")
     # A failed update may have recorded fingerprints of objects it did not deploy (the engine saves the
     # program's outputs with the state it reached).
-    if not last_update_succeeded(stack, root):
-        return StepCommand(argv, ["the full `up`: the stack's last update did not succeed (or there is none)"],
-                           refresh_argv=refresh)  # fmt: skip
-    deployed = stack_outputs(stack)
+    if not succeeded.result():
+        return FullUp("the stack's last update did not succeed (or there is none)")
+    deployed = outputs.result()
     if not isinstance(deployed, dict):
-        return StepCommand(argv, ["the full `up`: the stack's outputs are not meshkit's"], refresh_argv=refresh)
-    plan = plan_step(config, cluster_config(path), deployed, stack, project_name(root))
-    if isinstance(plan, FullUp):
-        return StepCommand(argv, [f"the full `up`: {plan.reason}"], refresh_argv=refresh)
-    return _targeted(argv, plan, deployed, refresh)
+        return FullUp("the stack's outputs are not meshkit's")
+    units = {component.unit for component in changed if component is not None}
+    plan = plan_step(config, cluster_config(path), deployed, stack, project_name(root), units)
+    return plan if isinstance(plan, FullUp) else (plan, deployed)
 
 
-def _targeted(argv: list[str], plan: TargetedStep, deployed: dict[str, Any], refresh: list[str] | None) -> StepCommand:
-    if not plan.changed_units:
-        return StepCommand([], ["nothing changed since the last deployment: nothing to do"])
-    explanation = [
-        f"a targeted `up`: {len(plan.changed_units)} changed ({', '.join(plan.changed_units)})",
-        f"the engine targets {len(plan.targets)} component(s) and what depends on them; "
-        f"the program registers {len(plan.registered)} component(s)",
+def _described(step: TargetedStep) -> list[str]:
+    if not step.changed_units:
+        return ["nothing changed since the last deployment: nothing to do"]
+    return [
+        f"a targeted `up`: {len(step.changed_units)} changed ({', '.join(step.changed_units)})",
+        f"the engine targets {len(step.targets)} component(s) and what depends on them; "
+        f"the program registers {len(step.registered)} component(s)",
     ]
-    targets = [f"--target={urn}" for urn in plan.targets]
-    scope = scope_file_text(plan.registered, deployed)
-    return StepCommand([*argv, "--target-dependents", *targets], explanation, scope, refresh)
+
+
+def _refresh(stack: str, cluster_flags: list[str], selection: list[str]) -> _Refresh:
+    """Hand edits must be seen (and undone by the update), and creates a killed update left pending dropped:
+    refresh what the cluster changed since the state recorded it (:mod:`meshkit.refresh_scope`), or every
+    object when that cannot be told. Not `up --refresh`: with --target, the engine's refresh does not load
+    the provider the targeted objects were made with ("unknown provider"), so it is a command of its own."""
+    refresh = ["pulumi", "refresh", "--yes", "--skip-preview", *selection]
+    deployed = deployed_objects(stack_export(stack))
+    if not isinstance(deployed, FullRefresh):
+        try:
+            live = live_objects(cluster_flags, [obj.ref for obj in deployed])
+        except MeshkitError as error:
+            deployed = FullRefresh(str(error))
+    if isinstance(deployed, FullRefresh):
+        return _Refresh(
+            [EngineRun([*refresh, "--clear-pending-creates"])], [f"refresh every object: {deployed.reason}"], None
+        )
+    namespaces = {ref.name for ref in live if ref.kind == "Namespace" and not ref.namespace}
+    changed = changed_objects(deployed, live)
+    if not changed:
+        return _Refresh([], [], set(), namespaces)
+    names = ", ".join(str(obj.ref) for obj in changed)
+    return _Refresh(
+        [EngineRun([*refresh, *(f"--target={obj.urn}" for obj in changed)])],
+        [f"refresh {len(changed)} object(s) changed in the cluster since the last update: {names}"],
+        {component_of(obj) for obj in changed},
+        namespaces,
+    )
 
 
 def run_step(command: StepCommand, cwd: Path, say: Callable[[str], None]) -> int:
-    """Run ``command`` in the project at ``cwd``, the engine's output going to the terminal."""
+    """Run ``command`` in the project at ``cwd``, the engine's output going to the terminal; stops at the
+    first command that fails."""
     for line in command.explanation:
         say(f"meshkit up: {line}")
-    if not command.argv:
-        return 0
-    if command.refresh_argv:
-        refreshed = _run_pulumi(command.refresh_argv, cwd, _environment({}))
-        if refreshed != 0:
-            return refreshed
-    with tempfile.TemporaryDirectory(prefix="meshkit-step-") as tmp:
-        env_update = {}
-        if command.scope_text is not None:
-            scope = Path(tmp) / "scope.json"
-            scope.write_text(command.scope_text, encoding="utf-8")
-            env_update[SCOPE_FILE_ENV] = str(scope)
-        return _run_pulumi(command.argv, cwd, _environment(env_update))
+    for run in command.runs:
+        if isinstance(run, DryRun):
+            accepted, report = server_dry_run(run.cluster_flags, run.manifests)
+            if not accepted:
+                say(f"meshkit up: the API server refuses the step (dry run); the cluster is unchanged:\n{report}")
+                return 1
+            say(f"meshkit up: the API server accepts the {len(run.manifests)} object(s) of the changed units (dry run)")
+            continue
+        with tempfile.TemporaryDirectory(prefix="meshkit-step-") as tmp:
+            env_update = {}
+            if run.scope_text is not None:
+                scope = Path(tmp) / "scope.json"
+                scope.write_text(run.scope_text, encoding="utf-8")
+                env_update[SCOPE_FILE_ENV] = str(scope)
+            status = _run_pulumi(run.argv, cwd, _environment(env_update))
+        if status != 0:
+            return status
+    return 0
 
 
 def _run_pulumi(argv: list[str], cwd: Path, env: dict[str, str]) -> int:

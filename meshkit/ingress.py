@@ -114,14 +114,6 @@ def ingress_virtual_service_manifest(name: str, spec: IngressSpec, services: Map
     }
 
 
-def ingress_manifests(stack: StackConfig) -> list[Manifest]:
-    return [
-        manifest
-        for name, spec in stack.ingresses.items()
-        for manifest in (gateway_manifest(name, spec), ingress_virtual_service_manifest(name, spec, stack.services))
-    ]
-
-
 # --- checks ------------------------------------------------------------------------------------------
 
 

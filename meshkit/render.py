@@ -558,23 +558,32 @@ def manifest_key(manifest: Manifest) -> tuple[int, str, str]:
     return (KIND_ORDER.index(manifest["kind"]), meta.get("namespace", ""), meta["name"])
 
 
-def render_stack(stack: StackConfig) -> list[Manifest]:
-    """Every manifest of a stack, sorted by kind, namespace and name."""
+def unit_manifests(stack: StackConfig) -> dict[str, list[Manifest]]:
+    """Every manifest of a stack by the unit it belongs to (``namespace/<name>``, ``service/<name>``,
+    ``ingress/<name>``): what a targeted step deploys together (see :mod:`meshkit.step_scope`)."""
     # The ingresses and the Gateway API build on this module's route rules (meshkit/ingress.py and
     # meshkit/gatewayapi.py import it), hence imported here.
     from .gatewayapi import resolved_namespace, waypoint_of
-    from .ingress import ingress_manifests
+    from .ingress import gateway_manifest, ingress_virtual_service_manifest
 
-    manifests = [
-        m
+    units = {
+        f"namespace/{name}": namespace_manifests(name, resolved_namespace(stack, name), stack.trust_domain)
         for name in stack.namespaces
-        for m in namespace_manifests(name, resolved_namespace(stack, name), stack.trust_domain)
-    ]
+    }
     principals = caller_principals(stack)
     for name, svc in stack.services.items():
-        manifests += service_manifests(name, svc, principals, waypoint_of(stack, svc.namespace))
-    manifests += ingress_manifests(stack)
-    return sorted(manifests, key=manifest_key)
+        units[f"service/{name}"] = service_manifests(name, svc, principals, waypoint_of(stack, svc.namespace))
+    for name, spec in stack.ingresses.items():
+        units[f"ingress/{name}"] = [
+            gateway_manifest(name, spec),
+            ingress_virtual_service_manifest(name, spec, stack.services),
+        ]
+    return units
+
+
+def render_stack(stack: StackConfig) -> list[Manifest]:
+    """Every manifest of a stack, sorted by kind, namespace and name."""
+    return sorted((m for manifests in unit_manifests(stack).values() for m in manifests), key=manifest_key)
 
 
 def manifests_to_yaml(manifests: list[Manifest]) -> str:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from .config import config_key, engine_text, stack_file, stack_text
 from .engine_yaml import decode_text, read_yaml
 from .errors import ConfigError, Finding, MeshkitError
+from .refresh_scope import ObjectRef
 from .rollout import OUTPUTS_FIX, OUTPUTS_OUTCOME, summary_from_outputs
 
 MAIN_BRANCHES = ("main", "master", "origin/main", "origin/master")
@@ -51,7 +54,7 @@ def resolve_stack(stack_or_path: str, cwd: Path | None = None) -> tuple[str, Pat
 
 
 def _run(
-    command: list[str], missing: str, timeout: float, cwd: Path | None = None
+    command: list[str], missing: str, timeout: float, cwd: Path | None = None, stdin: bytes | None = None
 ) -> subprocess.CompletedProcess[bytes]:
     """Run a tool meshkit reads from; a missing tool (``missing`` says which) or directory, or a hang, is a
     meshkit error. Output stays bytes: a tool's messages need not be UTF-8."""
@@ -61,7 +64,7 @@ def _run(
     # one would not fit in a new process's environment (see toolchain/language_host.py).
     env = {key: value for key, value in os.environ.items() if key not in ("PULUMI_CONFIG", "PULUMI_CONFIG_SECRET_KEYS")}
     try:
-        return subprocess.run(command, cwd=cwd, env=env, capture_output=True, check=False, timeout=timeout)
+        return subprocess.run(command, cwd=cwd, env=env, input=stdin, capture_output=True, check=False, timeout=timeout)
     except FileNotFoundError:
         raise MeshkitError(missing) from None
     except subprocess.TimeoutExpired:
@@ -253,3 +256,51 @@ def live_virtual_services(cluster_flags: list[str], namespaces: list[str]) -> di
         except (ValueError, KeyError, TypeError) as err:
             raise MeshkitError(f"kubectl printed no VirtualService list for namespace {namespace} ({err!r})") from None
     return found
+
+
+def live_objects(cluster_flags: list[str], refs: Iterable[ObjectRef]) -> dict[ObjectRef, dict[str, Any]]:
+    """The objects of the kinds and namespaces of ``refs`` as the cluster stores them now (one kubectl list
+    per namespace, run side by side), by where they are; objects the cluster does not hold are absent."""
+    by_namespace: dict[str, set[str]] = {}
+    for ref in refs:
+        by_namespace.setdefault(ref.namespace, set()).add(ref.kubectl_type)
+    commands = {
+        namespace: [
+            "kubectl", *cluster_flags, "get", ",".join(sorted(types)), "-o", "json",
+            *(["-n", namespace] if namespace else []),
+        ]
+        for namespace, types in by_namespace.items()
+    }  # fmt: skip
+    missing = "kubectl is not on PATH: it lists the stack's objects to tell which changed since the last update"
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = dict(zip(commands, pool.map(lambda c: _run(c, missing, 120), commands.values()), strict=True))
+    found: dict[ObjectRef, dict[str, Any]] = {}
+    for namespace, result in results.items():
+        where = f"namespace {namespace}" if namespace else "the cluster-wide kinds"
+        if result.returncode != 0:
+            raise MeshkitError(f"cannot list the stack's objects in {where}: {_text(result.stderr)}")
+        try:
+            items = json.loads(result.stdout)["items"]
+            for item in items:
+                metadata = item["metadata"]
+                ref = ObjectRef(item["apiVersion"], item["kind"], metadata.get("namespace") or "", metadata["name"])
+                found[ref] = item
+        except (ValueError, KeyError, TypeError) as err:
+            raise MeshkitError(f"kubectl printed no object list for {where} ({err!r})") from None
+    return found
+
+
+def server_dry_run(cluster_flags: list[str], manifests: list[dict[str, Any]]) -> tuple[bool, str]:
+    """Apply ``manifests`` as a server-side dry run: the API server validates them and runs its admission
+    webhooks (Istio's validation among them), and writes nothing. Whether all were accepted, and kubectl's
+    report."""
+    command = [
+        "kubectl", *cluster_flags, "apply", "--server-side", "--dry-run=server", "--field-manager=meshkit-preview",
+        # The objects are the provider's (its field manager owns their fields): a dry run must not stop at
+        # that, only at what the API server refuses.
+        "--force-conflicts", "-f", "-",
+    ]  # fmt: skip
+    document = json.dumps({"apiVersion": "v1", "kind": "List", "items": manifests}).encode()
+    missing = "kubectl is not on PATH: it asks the API server to dry-run the objects a step changes"
+    result = _run(command, missing, 300, stdin=document)
+    return result.returncode == 0, _text(result.stdout + b"\n" + result.stderr)

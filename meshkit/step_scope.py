@@ -250,9 +250,11 @@ def plan_step(
     deployed_outputs: Mapping[str, Any],
     stack_name: str,
     project: str,
+    changed_in_cluster: Iterable[str] = (),
 ) -> FullUp | TargetedStep:
     """The targeted update that brings the last deployment (its stack outputs, ``pulumi stack output
-    --json``) to ``stack``, or why only the full ``up`` can.
+    --json``) to ``stack``, or why only the full ``up`` can. ``changed_in_cluster``: units whose objects
+    were changed since (by hand), which the update must put back (see :mod:`meshkit.refresh_scope`).
 
     The deployed state's own dependencies need not be read: the last deployment registered them from the
     deployed config with this same code (else ``settings`` differs), so a component whose dependencies
@@ -269,9 +271,12 @@ def plan_step(
     old_units, new_units = deployed["units"], wanted["units"]
     # A unit is changed when it comes, goes, differs, or holds secret values (None: in every step).
     changed = sorted(
-        unit
-        for unit in set(old_units) | set(new_units)
-        if unit not in old_units or old_units[unit] != new_units.get(unit) or new_units.get(unit) is None
+        {
+            unit
+            for unit in set(old_units) | set(new_units)
+            if unit not in old_units or old_units[unit] != new_units.get(unit) or new_units.get(unit) is None
+        }
+        | set(changed_in_cluster)
     )
     declared = declared_components(stack)
     old_components = deployed.get("components")

@@ -18,10 +18,33 @@ from .scenario_data import SCENARIO_STEPS, nginx_stack, scenario, scenario_raw
 ISTIO = "kubernetes:networking.istio.io/v1"
 
 
+SKIP_AWAIT = "pulumi.com/skipAwait"
+
+
 def _registered_manifest(reg: Any) -> dict[str, Any]:
-    """A registration's inputs in manifest form (without the provider's bookkeeping keys)."""
+    """A registration's inputs in manifest form (without the provider's bookkeeping keys, and without the
+    annotation that tells the provider not to wait: an instruction to Pulumi, not part of the object meshkit
+    means to deploy)."""
     inputs = {k: v for k, v in reg.inputs.items() if not k.startswith("__")}
+    annotations = {k: v for k, v in (inputs["metadata"].get("annotations") or {}).items() if k != SKIP_AWAIT}
+    inputs["metadata"] = {k: v for k, v in inputs["metadata"].items() if k != "annotations"}
+    if annotations:
+        inputs["metadata"]["annotations"] = annotations
     return dict(sorted(inputs.items()))
+
+
+def test_only_services_are_not_awaited() -> None:
+    # The provider holds a Service until its endpoints are quiet for 10 s; what a route must wait for is its
+    # Deployments' availability, which stays awaited.
+    with pulumi_mocks() as run:
+        recorder = run(lambda: build_mesh(scenario("C4")))
+    not_awaited = {
+        (r.inputs["kind"], r.name)
+        for r in recorder.registrations
+        if (r.inputs.get("metadata") or {}).get("annotations", {}).get(SKIP_AWAIT) == "true"
+    }
+    services = {(r.inputs["kind"], r.name) for r in recorder.registrations if r.type == "kubernetes:core/v1:Service"}
+    assert not_awaited == services and len(services) > 2
 
 
 @pytest.mark.parametrize("step", SCENARIO_STEPS)

@@ -56,6 +56,13 @@ GATEWAY_POD_PORT = 8080
 SERVICE_CIDR = "10.96.0.0/16"
 ADMIN_USER = "meshkit-admin"
 
+# The controllers' client limits. Upstream's defaults (20 requests/s, 5 Deployments or ReplicaSets synced at a
+# time) are sized for a node's share of a small cluster; creating 150 Deployments (300 pods, their ReplicaSets,
+# endpoints and events) then queues for half a minute in the controller manager, not in what is measured (a
+# managed cluster's control plane is scaled by its provider). One process on loopback takes far more.
+CLIENT_THROUGHPUT = ("--kube-api-qps", "500", "--kube-api-burst", "1000")
+CONTROLLER_THROUGHPUT = (*CLIENT_THROUGHPUT, "--concurrent-deployment-syncs", "50", "--concurrent-replicaset-syncs",
+                         "50", "--concurrent-service-endpoint-syncs", "50")  # fmt: skip
 # Start order (with a real node, containerd and kubelet instead of kwok, and socat for the gateway).
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", istiod.BINARY)
 REAL_NODE_COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "containerd",
@@ -601,6 +608,7 @@ class LocalCluster:
             "--service-account-private-key-file", str(self.pki.path("sa.key")),
             "--root-ca-file", str(self.pki.path("ca.crt")),
             "--service-cluster-ip-range", SERVICE_CIDR,
+            *CONTROLLER_THROUGHPUT,
         ]  # fmt: skip
 
     def _scheduler_args(self, bin_dir: Path, ports: dict[str, int]) -> list[str]:
@@ -611,6 +619,7 @@ class LocalCluster:
             "--authorization-kubeconfig", kubeconfig,
             "--bind-address", "127.0.0.1", "--secure-port", str(ports["scheduler"]),
             "--cert-dir", str(self.directory / "scheduler-certs"), "--leader-elect=false",
+            *CLIENT_THROUGHPUT,
         ]  # fmt: skip
 
     def _kwok_args(self, bin_dir: Path) -> list[str]:

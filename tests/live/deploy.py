@@ -72,16 +72,21 @@ class LiveStack:
         self.config = parse_stack_file_text(text, "test stack")
 
     def up(self, check: bool = True) -> Any:
-        """`pulumi up` as `make up` runs it: a refresh first, so that hand edits are seen (and undone) and any
-        creates a killed `up` left pending are dropped (the `up` then creates, or adopts, those objects)."""
+        """The engine's own update of every object, as `make up` ran it before it refreshed only what changed
+        (`make` is what users run, see :meth:`make`): a refresh first, so that hand edits are seen (and
+        undone) and any creates a killed `up` left pending are dropped (the `up` creates, or adopts, them)."""
         refreshed = self.project.pulumi("refresh", "--yes", "--skip-preview", "--clear-pending-creates", check=check)
         if refreshed.returncode != 0:
             return refreshed
         return self.project.pulumi("up", "--yes", "--skip-preview", check=check)
 
     def make(self, target: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """What a user runs: `make up` or `make step` of the repository's Makefile, on this stack file."""
-        result = self.project.make(target)
+        """What a user runs: `make up` or `make step` of the repository's Makefile, on this stack file, with
+        the cluster's kubectl on PATH (as `make cluster` leaves it for `CLUSTER=local`)."""
+        kubectl_dir = str(self.cluster.state()["bin"])
+        result = self.project.make(
+            target, env={**self.project.env, "PATH": f"{kubectl_dir}:{self.project.env['PATH']}"}
+        )
         if check and result.returncode != 0:
             raise AssertionError(f"make {target} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
         return result

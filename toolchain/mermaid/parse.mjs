@@ -1,6 +1,6 @@
 // Mermaid's own parser, for the tests of `meshkit graph`: one process reads many diagrams. Each line of stdin
 // is a JSON string, a diagram's text; each line of stdout is what Mermaid made of it: {"error": message}, or
-// the config its directives set, and the flowchart's nodes, subgraphs and edges with their labels as shown.
+// the flowchart's nodes, subgraphs and edges with their labels as shown.
 //
 //   node toolchain/mermaid/parse.mjs DIR     # DIR: where toolchain/install-mermaid.sh installed the packages
 import { createRequire } from "node:module";
@@ -15,6 +15,7 @@ const { window } = new JSDOM("");
 globalThis.window = window;
 globalThis.document = window.document;
 const { default: mermaid } = await import(pathToFileURL(require.resolve("mermaid")).href);
+mermaid.initialize({}); // registers the diagram types, with the default config
 
 // A label as shown: Mermaid keeps its entity codes (#quot;) as placeholders until the diagram is drawn, then
 // makes them HTML entities (its decodeEntities); labels are HTML, with <br/> between lines.
@@ -27,10 +28,10 @@ function shown(text) {
 
 async function read(text) {
   try {
-    const { config } = await mermaid.parse(text);
+    // What mermaid.parse() runs, keeping the result: directives and comments taken out (one in a label shows as
+    // a changed label), then the flowchart's parser.
     const { db } = await mermaid.mermaidAPI.getDiagramFromText(text);
     return {
-      config,
       nodes: [...db.getVertices().values()].map((node) => ({ id: node.id, label: shown(node.text) })),
       subgraphs: db.getSubGraphs().map((sub) => ({ id: sub.id, label: shown(sub.title), nodes: sub.nodes })),
       edges: db.getEdges().map((edge) => ({ source: edge.start, target: edge.end, label: shown(edge.text ?? "") })),

@@ -57,8 +57,10 @@ class Picture:
 # what it names, and its '-' become '_' (a DOT id without quotes cannot have '-'). No name has a capital, so
 # distinct things get distinct ids (service `a--b` is S_a__b, version `b` of service `a` is S_a_V_b), and an
 # id, which always has a '_', is never a keyword of either language (`end`, `graph`, `node`, `subgraph`, …).
+# Stack outputs read back are not checked for DNS labels: any other character is written U<hex>U, which keeps
+# the ids distinct (no tag is U or a hex digit).
 def _id(tag: str, name: str) -> str:
-    return f"{tag}_{name.replace('-', '_')}"
+    return f"{tag}_" + re.sub(r"[^a-z0-9-]", lambda found: f"U{ord(found[0]):X}U", name).replace("-", "_")
 
 
 def namespace_id(namespace: str) -> str:

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from meshkit.analysis import validate_stack
 from meshkit.graph import to_dot, to_mermaid
 from meshkit.plan import Summary
-from meshkit.rollout import stack_summary
+from meshkit.rollout import stack_summary, summary_from_outputs
 
 from .graph_parsers import Diagram, Mermaid, parse_dot
 from .test_properties import weights
@@ -129,6 +129,21 @@ def test_names_that_join_alike_get_a_node_each(mermaid: Mermaid) -> None:
         },
         {"x": _ingress("demo", ("a", "/a"))},
     )
+    for diagram in _drawn(summary, mermaid).values():
+        _assert_one_node_per_thing(summary, diagram)
+
+
+def test_names_read_back_from_stack_outputs_need_not_be_dns_labels(mermaid: Mermaid) -> None:
+    """`meshkit plan` draws the deployed state from stack outputs, whose names are not checked again."""
+    names = ["a-b", "a_b", "aU5FUb", "A", "a.b", "ü", "end"]
+    version = {"image": "nginx:1.27", "replicas": 1}
+    outputs = {
+        "services": {
+            name: {"namespace": f"ns {name}", "versions": {name: version, "v_1": version}, "weights": {name: 100}}
+            for name in names
+        }
+    }
+    summary = summary_from_outputs(outputs, "outputs.json")
     for diagram in _drawn(summary, mermaid).values():
         _assert_one_node_per_thing(summary, diagram)
 

@@ -35,7 +35,7 @@ REFRESH_IF_CLUSTER = if $(NAMES_A_CLUSTER); then pulumi refresh --yes --skip-pre
 REVIEW_DIR ?= review/$(STACK)
 REVIEW_ARGS := STACK=$(STACK)$(if $(CLUSTER), CLUSTER=$(CLUSTER))
 
-.PHONY: bootstrap stack up step preview plan review apply destroy test lint bench wheel cluster cluster-toolchain cluster-down cluster-status istio-toolchain
+.PHONY: bootstrap stack up step preview plan review apply destroy test lint bench wheel cluster cluster-toolchain cluster-down cluster-status istio-toolchain system-packages graph-toolchain
 bootstrap:
 	@toolchain/bootstrap.sh
 
@@ -105,10 +105,12 @@ NODE ?= real
 cluster: cluster-toolchain istio-toolchain
 	@python3 -m toolchain.cluster up --dir $(CLUSTER_DIR) --node $(NODE)
 
-# The control plane and kubelet; the node's containerd, runc and CNI plugins (and the Debian packages they and
-# the data-plane tests need).
-cluster-toolchain:
+# The Debian packages the real node and the tests need.
+system-packages:
 	@toolchain/system-packages.sh
+
+# The control plane and kubelet; the node's containerd, runc and CNI plugins.
+cluster-toolchain: system-packages
 	@toolchain/build-cluster.sh >/dev/null
 	@toolchain/build-node.sh >/dev/null
 
@@ -123,8 +125,12 @@ cluster-status:
 istio-toolchain:
 	@toolchain/build-istioctl.sh >/dev/null
 
+# Mermaid's own parser, for the tests of `meshkit graph` (Graphviz's `dot` is a Debian package).
+graph-toolchain: system-packages
+	@toolchain/install-mermaid.sh >/dev/null
+
 ## make test: every test tier, the real-engine end-to-end tier included
-test: bootstrap cluster-toolchain istio-toolchain
+test: bootstrap cluster-toolchain istio-toolchain graph-toolchain
 	$(VENV)/bin/python -m pytest
 
 ## make wheel: meshkit's wheel in dist/, for other Pulumi programs to install (see examples/consumer)

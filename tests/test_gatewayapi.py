@@ -464,9 +464,9 @@ def test_the_plan_shows_http_route_weights_like_virtual_service_weights() -> Non
 
 def test_the_picture_draws_the_weights_per_version_and_names_the_api_and_the_waypoint() -> None:
     mermaid = to_mermaid(stack_summary(scenario("C3")))
-    assert 'subgraph ns__demo["namespace demo, waypoint waypoint"]' in mermaid
-    assert 'nginx(["nginx (Gateway API)"])' in mermaid
-    assert 'nginx -->|"70%"| nginx__v1' in mermaid and 'nginx -->|"30%"| nginx__v2' in mermaid
+    assert 'subgraph N_demo["namespace demo, waypoint waypoint"]' in mermaid
+    assert 'S_nginx(["nginx (Gateway API)"])' in mermaid
+    assert 'S_nginx -->|"70%"| S_nginx_V_v1' in mermaid and 'S_nginx -->|"30%"| S_nginx_V_v2' in mermaid
     assert to_mermaid(stack_summary(scenario("C3"))).count("-->") == to_mermaid(stack_summary(scenario("A3"))).count(
         "-->"
     )

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the Debian packages a real node of the local cluster and its tests need (Debian 12), with apt-get:
+# Installs the Debian packages a real node of the local cluster and the tests need (Debian 12), with apt-get:
 # only those missing, so a second run returns at once. `apt-get update` runs only when something is missing.
 #
 #   toolchain/system-packages.sh        # as root, or as a user sudo lets run apt-get
@@ -23,7 +23,12 @@ packages=(
   # cluster's certificates; chromium renders pages headless (--screenshot, --dump-dom), with a font for
   # their text (fonts-liberation, a recommendation of chromium that --no-install-recommends leaves out).
   socat openssl chromium fonts-liberation
+  # The tests of `meshkit graph` check its pictures with the real parsers: Graphviz's `dot`, and Mermaid's own
+  # (npm packages, toolchain/install-mermaid.sh) under Node.js.
+  graphviz nodejs
 )
+# Debian's npm is a package of its own; a Node.js from elsewhere (NodeSource's) brings npm and conflicts with it.
+command -v npm >/dev/null || packages+=(npm)
 
 installed() { [[ "$(dpkg-query -W -f='${db:Status-Abbrev}' "$1" 2>/dev/null)" == "ii " ]]; }
 

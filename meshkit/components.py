@@ -73,12 +73,12 @@ def _child_opts(
     )
 
 
-def _not_awaited(metadata: Mapping[str, Any]) -> dict[str, Any]:
-    """A Service's metadata with the provider's await turned off. The provider holds a Service until its
-    endpoints have been quiet for 10 s; a route waits for what traffic needs instead (its versions'
-    Deployments available, so their pods ready and in the endpoints), and the 10 s were most of a first `up`."""
-    annotations = {**(metadata.get("annotations") or {}), "pulumi.com/skipAwait": "true"}
-    return {**metadata, "annotations": annotations}
+def _service_metadata(metadata: Mapping[str, Any], awaited: bool) -> Mapping[str, Any]:
+    """A Service's metadata, with the provider's await turned off unless ``awaited`` (see
+    :attr:`VersionedServiceArgs.await_services`: those 10 s per Service were most of a first `up`)."""
+    if awaited:
+        return metadata
+    return {**metadata, "annotations": {**(metadata.get("annotations") or {}), "pulumi.com/skipAwait": "true"}}
 
 
 def _name_of(resource: pulumi.Resource, name: str) -> pulumi.Output[str]:
@@ -187,6 +187,10 @@ class VersionedServiceArgs:
     waypoint: str | None = None
     """The waypoint of the service's ambient namespace, if it has one: the allow-list is attached to the
     service's Services for the waypoint to enforce (see :func:`meshkit.render.authorization_policy_manifest`)."""
+    await_services: bool = True
+    """Whether the provider holds each Service until its endpoints have been quiet for 10 s (its default).
+    Nothing needs that wait: a route waits for its versions' Deployments to be available, so their pods are
+    ready and in the endpoints. meshkit's program turns it off when it deploys to a cluster."""
 
 
 class VersionedService(MeshkitComponent):
@@ -232,7 +236,7 @@ class VersionedService(MeshkitComponent):
         service = service_manifest(name, spec)
         self.service = k8s.core.v1.Service(
             f"{name}-service",
-            metadata=_not_awaited(service["metadata"]),
+            metadata=_service_metadata(service["metadata"], args.await_services),
             spec=service["spec"],
             opts=_child_opts(self, after_namespace),
         )
@@ -267,7 +271,7 @@ class VersionedService(MeshkitComponent):
                 manifest = version_service_manifest(name, spec, version)
                 self.version_services[version] = k8s.core.v1.Service(
                     f"{version_service_name(name, version)}-service",
-                    metadata=_not_awaited(manifest["metadata"]),
+                    metadata=_service_metadata(manifest["metadata"], args.await_services),
                     spec=manifest["spec"],
                     opts=_child_opts(self, after_namespace, args.on_error),
                 )

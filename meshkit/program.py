@@ -100,9 +100,11 @@ def build_mesh(
     secret_values: pulumi.Input[Mapping[str, str]] | None = None,
     on_error: pulumi.ErrorHook | None = None,
     only: Collection[Component] | None = None,
+    await_services: bool = True,
 ) -> Mesh:
     """Register every component of a validated stack config (or, for a targeted step, the components in
-    ``only``: see :mod:`meshkit.step_scope`). Usable from any Pulumi program."""
+    ``only``: see :mod:`meshkit.step_scope`). Usable from any Pulumi program. ``await_services``: see
+    :attr:`meshkit.components.VersionedServiceArgs.await_services`."""
     mesh = Mesh()
 
     def wanted(kind: type[MeshkitComponent], name: str) -> bool:
@@ -125,6 +127,7 @@ def build_mesh(
             stack.ready_timeout,
             on_error,
             waypoint=waypoint_of(stack, svc.namespace),
+            await_services=await_services,
         )
         backend = VersionedService(name, args, opts)
         mesh.services[name] = backend
@@ -200,7 +203,10 @@ def main(read_deployed: Callable[[str], Mapping[str, Any]] = last_deployed_outpu
         pulumi.log.warn(str(warning))
     provider = kubernetes_provider(stack_name)
     only = None if scope is None else scope.components
-    build_mesh(stack, pulumi.ResourceOptions(provider=provider), secret_config(), explain_failures_hook(), only)
+    # Rendered manifests carry nothing for Pulumi's awaits: there is nothing to wait for.
+    on_cluster = any(cluster_settings().values())
+    build_mesh(stack, pulumi.ResourceOptions(provider=provider), secret_config(), explain_failures_hook(), only,
+               await_services=not on_cluster)  # fmt: skip
     # What the next run reads back as `deployed`: the traffic in force, and the weights to roll back to.
     for key, value in deployment_outputs(stack, deployed).items():
         pulumi.export(key, value)

@@ -3,8 +3,9 @@
 ``bench/engine_compare.py`` copies this file and ``Pulumi.yaml`` into a temporary project, with a copy of
 ``bench/handwritten.py`` in a ``bench`` package beside them and the repository's virtualenv as ``.venv``.
 The program reads the same ``meshkit:`` keys of the same stack file as meshkit's program, and registers
-every object with an explicit render-mode provider writing to ``rendered/<stack>/``, as meshkit's program
-does when the stack names no cluster (``meshkit/program.py``: ``kubernetes_provider``, ``render_directory``).
+every object with one explicit provider: the cluster of ``kubernetes:kubeconfig`` (``bench/live.py``), else
+a render-mode one writing to ``rendered/<stack>/``, as meshkit's program does when the stack names no
+cluster (``meshkit/program.py``: ``kubernetes_provider``, ``render_directory``).
 """
 
 from __future__ import annotations
@@ -43,8 +44,14 @@ class WithProvider:
 def main() -> None:
     config = pulumi.Config("meshkit")
     stack = {"namespaces": config.require_object("namespaces"), "services": config.require_object("services")}
-    # As meshkit/program.py's render_directory: relative, so that the state does not depend on the checkout.
-    provider = k8s.Provider("k8s", render_yaml_to_directory=f"rendered/{pulumi.get_stack()}")
+    # A cluster when the stack names one (bench/live.py); else, as meshkit/program.py's render_directory,
+    # relative, so that the state does not depend on the checkout.
+    kubeconfig = pulumi.Config("kubernetes").get("kubeconfig")
+    provider = (
+        k8s.Provider("k8s", kubeconfig=kubeconfig)
+        if kubeconfig
+        else k8s.Provider("k8s", render_yaml_to_directory=f"rendered/{pulumi.get_stack()}")
+    )
     handwritten.k8s = WithProvider(k8s, pulumi.ResourceOptions(provider=provider))  # type: ignore[attr-defined,assignment]
     handwritten.register(stack)
 

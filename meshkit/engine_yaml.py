@@ -529,7 +529,8 @@ class _Reader:
                 self.add_value(frame, value, size)
 
 
-def _loader(text: str) -> Any:
+def event_loader(text: str) -> Any:
+    """A YAML event parser over ``text``: libyaml's where PyYAML has it, else PyYAML's own."""
     return (getattr(yaml, "CSafeLoader", None) or yaml.SafeLoader)(text)
 
 
@@ -542,7 +543,7 @@ def read_yaml(text: str, carried_under: str | None = "config", sort_keys: bool =
     does not.
     """
     reader = _Reader(carried_under, sort_keys)
-    loader = _loader(text)
+    loader = event_loader(text)
     try:
         document = reader.read(loader)
     except yaml.YAMLError as err:

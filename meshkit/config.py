@@ -83,7 +83,7 @@ ENGINE_SOURCE = "pulumi config (meshkit:*)"
 # --- stack files -------------------------------------------------------------------------------------
 
 
-def _config_path(path: tuple[str | int, ...]) -> str:
+def config_path(path: tuple[str | int, ...]) -> str:
     """A document path as a finding shows it: ``services.nginx.traffic`` below a ``meshkit:`` key."""
     if len(path) >= 2 and path[0] == "config" and isinstance(path[1], str):
         key = config_key(path[1])
@@ -94,7 +94,7 @@ def _config_path(path: tuple[str | int, ...]) -> str:
 
 
 def _finding(problem: Problem) -> Finding:
-    return Finding(_config_path(problem.path), problem.code, problem.message, problem.fix)
+    return Finding(config_path(problem.path), problem.code, problem.message, problem.fix)
 
 
 def stack_text(data: bytes, source: str) -> str:
@@ -171,7 +171,7 @@ def stack_file_keys(text: str, source: str, *, declaration_order: bool = False) 
         elif name in written_as:
             findings.append(
                 Finding(
-                    _config_path(("config", key)),
+                    config_path(("config", key)),
                     "MK005",
                     f"written as both {written_as[name]!r} and {key!r}, which name the same config key {name!r}",
                     "keep one of them",

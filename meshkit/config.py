@@ -105,8 +105,8 @@ def stack_text(data: bytes, source: str) -> str:
         raise ConfigError([Finding("(file)", "MK004", str(err), "save the file as UTF-8")], source) from None
 
 
-def read_stack_text(path: Path) -> str:
-    """The text of a stack file on disk; a missing, unreadable or non-text file is an MK004 naming it."""
+def read_stack_bytes(path: Path) -> bytes:
+    """The bytes of a stack file on disk; a missing or unreadable file is an MK004 naming it."""
 
     def refused(message: str, fix: str) -> ConfigError:
         return ConfigError([Finding("(file)", "MK004", message, fix)], str(path))
@@ -123,7 +123,12 @@ def read_stack_text(path: Path) -> str:
         ) from None
     except OSError as err:
         raise refused(f"cannot be read: {err.strerror or err}", "check the path and its permissions") from None
-    return stack_text(data, str(path))
+    return data
+
+
+def read_stack_text(path: Path) -> str:
+    """The text of a stack file on disk; a missing, unreadable or non-text file is an MK004 naming it."""
+    return stack_text(read_stack_bytes(path), str(path))
 
 
 def stack_file_keys(text: str, source: str, *, declaration_order: bool = False) -> dict[str, Any]:

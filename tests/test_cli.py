@@ -311,6 +311,16 @@ def test_step_with_no_change_writes_nothing(repo: Path) -> None:
     assert stack_file.read_bytes() == before and stack_file.stat().st_mtime_ns == 1_000_000_000
 
 
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16"])
+def test_step_keeps_the_files_encoding_and_line_breaks(repo: Path, encoding: str) -> None:
+    stack_file = repo / "stacks" / "Pulumi.prod.yaml"
+    text = stack_file.read_text().replace("\n", "\r\n")
+    stack_file.write_bytes(text.encode(encoding))
+    assert meshkit("step", "prod", "nginx", "v2=80").exit_code == 0
+    expected = text.replace("v1: 70\r\n", "v1: 20\r\n").replace("v2: 30\r\n", "v2: 80\r\n")
+    assert stack_file.read_bytes() == expected.encode(encoding)
+
+
 def test_step_refuses_to_change_a_value_another_service_shares(repo: Path) -> None:
     stack_file = repo / "stacks" / "Pulumi.prod.yaml"
     shared = stack_file.read_text().replace("    nginx:\n", "    nginx: &nginx\n")

@@ -25,9 +25,10 @@ from rich.table import Table
 
 from . import edit
 from .analysis import analyze_stack, errors_only
-from .config import load_stack_file, parse_stack_file_text, read_stack_file_keys, read_stack_text
+from .config import load_stack_file, parse_stack_file_text, read_stack_bytes, read_stack_file_keys, stack_text
 from .drift import weight_drift
 from .engine_step import run_step, step_command
+from .engine_yaml import encode_text
 from .errors import ConfigError, Finding, MeshkitError, Severity
 from .graph import to_dot, to_mermaid
 from .models import ServiceSpec
@@ -332,8 +333,9 @@ def step(
     name, path = resolve_stack(stack)
 
     def body() -> int:
-        text = _read_or_refuse(lambda: read_stack_text(path), "the step was not written")
         source = str(path)
+        data = _read_or_refuse(lambda: read_stack_bytes(path), "the step was not written")
+        text = _read_or_refuse(lambda: stack_text(data, source), "the step was not written")
         if retire is not None:
             result = edit.retire_version(text, source, service, retire)
         elif add is not None:
@@ -360,7 +362,7 @@ def step(
         if not changes:  # the file is left as it is, byte for byte
             out.print(f"{path}: no change, nothing written", markup=False)
             return 0
-        _write(path, result.text.encode("utf-8"))
+        _write(path, encode_text(result.text, data))  # in the file's own encoding: no other byte changes
         out.print(f"{path}: step written; review it with `meshkit plan`, then `pulumi up`", markup=False)
         out.print(_changes_table(changes), markup=False)
         return 0

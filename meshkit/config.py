@@ -83,7 +83,7 @@ ENGINE_SOURCE = "pulumi config (meshkit:*)"
 # --- stack files -------------------------------------------------------------------------------------
 
 
-def _config_path(path: tuple[str | int, ...]) -> str:
+def config_path(path: tuple[str | int, ...]) -> str:
     """A document path as a finding shows it: ``services.nginx.traffic`` below a ``meshkit:`` key."""
     if len(path) >= 2 and path[0] == "config" and isinstance(path[1], str):
         key = config_key(path[1])
@@ -94,7 +94,7 @@ def _config_path(path: tuple[str | int, ...]) -> str:
 
 
 def _finding(problem: Problem) -> Finding:
-    return Finding(_config_path(problem.path), problem.code, problem.message, problem.fix)
+    return Finding(config_path(problem.path), problem.code, problem.message, problem.fix)
 
 
 def stack_text(data: bytes, source: str) -> str:
@@ -105,8 +105,8 @@ def stack_text(data: bytes, source: str) -> str:
         raise ConfigError([Finding("(file)", "MK004", str(err), "save the file as UTF-8")], source) from None
 
 
-def read_stack_text(path: Path) -> str:
-    """The text of a stack file on disk; a missing, unreadable or non-text file is an MK004 naming it."""
+def read_stack_bytes(path: Path) -> bytes:
+    """The bytes of a stack file on disk; a missing or unreadable file is an MK004 naming it."""
 
     def refused(message: str, fix: str) -> ConfigError:
         return ConfigError([Finding("(file)", "MK004", message, fix)], str(path))
@@ -123,7 +123,12 @@ def read_stack_text(path: Path) -> str:
         ) from None
     except OSError as err:
         raise refused(f"cannot be read: {err.strerror or err}", "check the path and its permissions") from None
-    return stack_text(data, str(path))
+    return data
+
+
+def read_stack_text(path: Path) -> str:
+    """The text of a stack file on disk; a missing, unreadable or non-text file is an MK004 naming it."""
+    return stack_text(read_stack_bytes(path), str(path))
 
 
 def stack_file_keys(text: str, source: str, *, declaration_order: bool = False) -> dict[str, Any]:
@@ -171,7 +176,7 @@ def stack_file_keys(text: str, source: str, *, declaration_order: bool = False) 
         elif name in written_as:
             findings.append(
                 Finding(
-                    _config_path(("config", key)),
+                    config_path(("config", key)),
                     "MK005",
                     f"written as both {written_as[name]!r} and {key!r}, which name the same config key {name!r}",
                     "keep one of them",

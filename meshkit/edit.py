@@ -1,25 +1,23 @@
 """``meshkit step``: the next rollout step as an edit of the stack file, comments and layout kept.
 
 Computing the new weights is pure (:func:`assign_weights`, :func:`promote`, :func:`take_over`); the edit
-goes through ruamel.yaml's round-trip mode so that a reviewer's diff shows the changed values and
-nothing else. Whether the step is safe is decided by the same checks ``pulumi up`` runs, with the file's
-current content standing in for the deployed state (:func:`step_stack_file`).
+splices the new values into the file's text where they are written (:class:`FileEdit`), so that a
+reviewer's diff shows the changed values and nothing else, and a value another service shares through an
+anchor or a merge is never changed behind its back (MK507). Whether the step is safe is decided by the
+same checks ``pulumi up`` runs, with the file's current content standing in for the deployed state.
 """
 
 from __future__ import annotations
 
-import io
-import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap
-from ruamel.yaml.error import YAMLError
+import yaml
 
-from .analysis import errors_only
-from .config import PROJECT, config_key, parse_stack_file_text
+from . import splice
+from .analysis import errors_only, format_path, validate_stack
+from .config import PROJECT, config_key, config_path, stack_file_keys
 from .errors import ConfigError, Finding, MeshkitError
 from .models import ServiceSpec, StackConfig
 from .rollout import PREVIOUS_WEIGHTS, check_rollout, stack_summary
@@ -157,84 +155,209 @@ def rollback_target(
     return {version: int(previous.get(version, 0)) for version in svc.versions}
 
 
-# --- the comment-preserving edit --------------------------------------------------------------------
+# --- the edit: the changed values' own text, nothing else ------------------------------------------
+
+CHANGED_ELSEWHERE = "MK507"
+"""A step that would change a value another path (another service) shares through an anchor or a merge."""
+NOT_SPLICED = "MK508"
+"""A step that cannot be written by editing the changed values' own text."""
+
+REPORT = "make this change by hand, and report the file to the meshkit maintainers"
+"""The fix when the edit read back is not what the step meant: a defect of meshkit's."""
+
+ConfigPath = tuple[str, ...]
+"""A path below the ``meshkit:`` keys: ``("services", "nginx", "traffic", "weights")``."""
+Path = tuple[str | int, ...]
 
 
-def _yaml() -> YAML:
-    yaml = YAML()  # round-trip: comments, key order, quotes and flow style survive
-    yaml.preserve_quotes = True
-    yaml.indent(mapping=2, sequence=4, offset=2)
-    yaml.width = 4096
-    return yaml
+def _listed(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def _mapping(node: Any, where: str) -> CommentedMap:
-    if not isinstance(node, CommentedMap):
-        raise StepError(f"{where} is not a mapping written out in the file, which `meshkit step` can edit")
-    return node
+def _difference(read: Any, meant: Any, path: Path = ()) -> tuple[Path, Any, Any] | None:
+    """The first place where what the edited file reads as differs from what the step meant, if any; a
+    service's versions count in order (the newest is the one declared last)."""
+    if isinstance(read, dict) and isinstance(meant, dict):
+        ordered = len(path) == 3 and path[0] == "services" and path[2] == "versions"
+        if set(read) != set(meant) or (ordered and list(read) != list(meant)):
+            return path, list(read), list(meant)
+        return next((d for k in read if (d := _difference(read[k], meant[k], (*path, k)))), None)
+    if isinstance(read, list) and isinstance(meant, list) and len(read) == len(meant):
+        return next((d for i, (r, m) in enumerate(zip(read, meant, strict=True))
+                     if (d := _difference(r, m, (*path, i)))), None)  # fmt: skip
+    return None if type(read) is type(meant) and read == meant else (path, read, meant)
 
 
-def edit_services(text: str, edit: Callable[[CommentedMap], None]) -> str:
-    """Apply ``edit`` to the ``meshkit:services`` mapping of a stack file's text (which the config checks
-    have read before: the edit refuses only what its round-trip reading sees differently)."""
-    yaml = _yaml()
-    try:
-        with warnings.catch_warnings():  # e.g. a reused anchor: the config reading has accepted the file
-            warnings.simplefilter("ignore")
-            document = yaml.load(text)
-        config = _mapping(document.get("config") if isinstance(document, CommentedMap) else None, "config")
-        # The key as written: `services` and `meshkit:config:services` name meshkit:services too.
-        key = next((k for k in config if isinstance(k, str) and config_key(k) == f"{PROJECT}:services"), None)
-        edit(_mapping(config.get(key), f"config.{PROJECT}:services"))
-        out = io.StringIO()
-        yaml.dump(document, out)
-    except YAMLError as err:
-        raise StepError(f"cannot edit the file while keeping its layout: {err}") from None
-    return out.getvalue()
+class FileEdit:
+    """One step's changes to the services of a stack file, made as text edits where the values are written
+    (:mod:`meshkit.splice`): every other character of the file stays as it is, comments, quotes, flow style
+    and document markers included. The ``meshkit:`` keys the file must read as afterwards are kept beside
+    them, and :meth:`result` checks the edited file against them."""
+
+    def __init__(self, text: str, source: str, keys: dict[str, Any]) -> None:
+        self.source = source
+        self.keys = keys
+        self.intended = dict(keys)
+        try:
+            self.document = splice.Document(text)
+        except (yaml.YAMLError, splice.SpliceError) as error:
+            raise self._refused("(file)", f"the file cannot be read for an edit: {error}", REPORT) from None
+        config = self.document.chain(("config",))[-1]
+        written = next((k for k in self.document.members(config) if config_key(k) == f"{PROJECT}:services"), None)
+        if written is None:
+            raise self._refused(f"{PROJECT}:services", "the file's services cannot be found for an edit", REPORT)
+        self.prefix = ("config", written)
+
+    def _refused(self, where: str, message: str, fix: str, code: str = NOT_SPLICED) -> ConfigError:
+        return ConfigError([Finding(where, code, message, fix)], self.source, outcome=NOT_WRITTEN)
+
+    def value(self, *path: str) -> Any:
+        """The value at ``path`` with the changes made so far."""
+        value: Any = self.intended
+        for key in path:
+            value = value[key]
+        return value
+
+    def _writable(self, path: ConfigPath) -> dict[str, Any]:
+        # Copied on the way down: a mapping the file shares (a merge) is one object in the keys read.
+        mapping = self.intended
+        for key in path:
+            mapping[key] = mapping = dict(mapping[key])
+        return mapping
+
+    def _nodes(self, path: ConfigPath, change: str) -> list[splice.Node]:
+        """The nodes from the file's root to the value at ``path``, refused when another path reaches one
+        of them: the change would change that path too."""
+        where = format_path(path)
+        document_path = (*self.prefix, *path[1:])
+        shared = self.document.sharing(document_path)
+        if shared is not None:
+            raise self._shared(where, change, path[1], shared)
+        nodes = self.document.chain(document_path)
+        if len(nodes) <= len(document_path):
+            raise self._refused(where, f"the step would {change}, but it is not written out in the file", REPORT)
+        return nodes
+
+    def _shared(self, where: str, change: str, service: str, shared: splice.Sharing) -> ConfigError:
+        # Refused rather than copied: an anchor that services share their weights or versions through
+        # says that they move together. Which of them the step should break away is the author's call,
+        # and a copy written silently would turn a one-line diff into a new block of config that the next
+        # step of the other services would not follow. The fix names both ways out.
+        at = config_path(shared.path)
+        anchor, alias = (f"&{shared.anchor}", f"*{shared.anchor}") if shared.anchor else ("an anchor", "the alias")
+        others = [config_path(p) for p in shared.others] or ["another path"]
+        services = sorted({p[2] for p in shared.others if p[:2] == self.prefix and len(p) > 2 and p[2] != service})
+        if shared.how == "merge":
+            key = shared.path[-1]
+            how = f"comes from the merge <<: {alias}"
+            alone = (
+                f"give {config_path(shared.path[:-1])} its own {key} (write `{key}:` out under it: a mapping's "
+                f"own keys take precedence over <<: {alias})"
+            )
+        elif shared.how == "alias":
+            how = f"is the alias {alias}"
+            alone = f"write {at} out in full in place of {alias}"
+        else:
+            how = f"is shared through {anchor}"
+            alone = f"give {_listed(others)} {'its' if len(others) == 1 else 'their'} own copy, written out in full"
+        plural = len(services) > 1
+        moved = f"service{'s' if plural else ''} {_listed([repr(s) for s in services])}" if services else "them"
+        message = (
+            f"the step would {change}, but {at} {how}: {_listed(others)} {'reads' if len(others) == 1 else 'read'} "
+            f"the same value, so the step would change {moved} as well"
+        )
+        fix = (
+            f"to step {service!r} alone, {alone}, then run the step again; to move them all together, edit it "
+            f"by hand where {anchor} is written"
+        )
+        return self._refused(where, message, fix, CHANGED_ELSEWHERE)
+
+    def _spliced(self, where: ConfigPath, change: str, edit: Callable[[], None]) -> None:
+        try:
+            edit()
+        except splice.SpliceError as error:
+            raise self._refused(format_path(where), f"the step would {change}, but {error}", error.fix) from None
+
+    def set(self, path: ConfigPath, value: Any) -> None:
+        change = f"set it to {value} (from {self.value(*path)})"
+        nodes = self._nodes(path, change)
+        self._spliced(path, change, lambda: self.document.replace(nodes[-1], value, nodes[-2].flow))
+        self._writable(path[:-1])[path[-1]] = value
+
+    def add(self, path: ConfigPath, key: str, value: Any, first: bool = False) -> None:
+        """Add ``key: value`` to the mapping at ``path``, last (or first)."""
+        change = f"add {key}: {splice.flow_text(value)}"
+        nodes = self._nodes(path, change)
+        self._spliced(path, change, lambda: self.document.add(nodes, key, value, first))
+        self._writable(path)[key] = value
+
+    def delete(self, path: ConfigPath) -> None:
+        change = "remove it"
+        nodes = self._nodes(path, change)
+        self._spliced(path, change, lambda: self.document.delete(nodes[-2], path[-1]))
+        del self._writable(path[:-1])[path[-1]]
+
+    def result(self) -> tuple[str, dict[str, Any]]:
+        """The edited text and its ``meshkit:`` keys, once read back as the step meant them."""
+        try:
+            text = self.document.result()
+        except splice.SpliceError as error:
+            raise self._refused("(file)", f"the step's changes cannot be written together: {error}", REPORT) from None
+        if text == self.document.text:
+            return text, self.keys
+        try:
+            keys = stack_file_keys(text, self.source, declaration_order=True)
+        except ConfigError as error:
+            first = error.findings[0]
+            raise self._refused(first.path, f"the edited file would not read: {first.message}", REPORT) from None
+        found = _difference(keys, self.intended)
+        if found is not None:
+            path, read, meant = found
+            raise self._refused(format_path(path), f"the edited file would read {read!r} here, not {meant!r}", REPORT)
+        return text, keys
 
 
-def write_weights(services: CommentedMap, service: str, weights: Mapping[str, int]) -> None:
+def write_weights(edit: FileEdit, service: str, weights: Mapping[str, int]) -> None:
     """Update weights in place, keeping the existing keys' order; add a version only when it gets traffic."""
-    node = _mapping(services.get(service), f"services.{service}")
-    if node.get("traffic") is None:
-        node["traffic"] = CommentedMap()
-    traffic = _mapping(node["traffic"], f"services.{service}.traffic")
-    if traffic.get("weights") is None:
-        traffic.insert(0, "weights", CommentedMap())
-    current = _mapping(traffic["weights"], f"services.{service}.traffic.weights")
-    for version, weight in weights.items():
-        if version in current or weight:
-            current[version] = weight
+    path = ("services", service, "traffic")
+    traffic = edit.value(*path[:-1]).get("traffic")
+    with_traffic = {version: weight for version, weight in weights.items() if weight}
+    if traffic is None:
+        edit.add(path[:-1], "traffic", {"weights": with_traffic})
+    elif traffic.get("weights") is None:
+        edit.add(path, "weights", with_traffic, first=True)
+    else:
+        current = traffic["weights"]
+        for version, weight in weights.items():
+            if version not in current:
+                if weight:
+                    edit.add((*path, "weights"), version, weight)
+            elif current[version] != weight:
+                edit.set((*path, "weights", version), weight)
 
 
-def insert_version(services: CommentedMap, service: str, version: str, spec: Mapping[str, Any]) -> None:
+def insert_version(edit: FileEdit, service: str, version: str, spec: Mapping[str, Any]) -> None:
     """Add ``version`` last under the service's versions (the newest version is the one declared last)."""
-    node = _mapping(services.get(service), f"services.{service}")
-    versions = _mapping(node.get("versions"), f"services.{service}.versions")
-    versions[version] = CommentedMap(spec)
+    edit.add(("services", service, "versions"), version, dict(spec))
 
 
-def drop_version(services: CommentedMap, service: str, version: str) -> None:
-    node = _mapping(services.get(service), f"services.{service}")
-    versions = _mapping(node.get("versions"), f"services.{service}.versions")
-    if version not in versions:
-        raise StepError(f"services.{service}.versions.{version} is not written out in the file (a merge?)")
-    del versions[version]
-    traffic = node.get("traffic")
-    weights = traffic.get("weights") if isinstance(traffic, CommentedMap) else None
-    if isinstance(weights, CommentedMap) and version in weights:
-        del weights[version]
+def drop_version(edit: FileEdit, service: str, version: str) -> None:
+    edit.delete(("services", service, "versions", version))
+    if version in (edit.value("services", service).get("traffic") or {}).get("weights", {}):
+        edit.delete(("services", service, "traffic", "weights", version))
 
 
 # --- the whole step ----------------------------------------------------------------------------------
 
 
-def _service(text: str, source: str, service: str) -> tuple[StackConfig, ServiceSpec]:
+def _service(text: str, source: str, service: str) -> tuple[dict[str, Any], StackConfig, ServiceSpec]:
+    """The stack file's ``meshkit:`` keys, as the engine reads them, their config and the service's."""
     # In the file's order, not the engine's: the newest version is the one declared last.
-    stack = parse_stack_file_text(text, source, declaration_order=True)
+    keys = stack_file_keys(text, source, declaration_order=True)
+    stack = validate_stack(keys, source)
     if service not in stack.services:
         raise StepError(f"{source}: no service {service!r}; declared: {', '.join(stack.services)}")
-    return stack, stack.services[service]
+    return keys, stack, stack.services[service]
 
 
 @dataclass(frozen=True)
@@ -248,12 +371,22 @@ class Step:
     """What the step did, said in a sentence (``--rollback``: to which weights, from which deployment)."""
 
 
-def _checked(before: StackConfig, new_text: str, source: str, deployed: Mapping[str, Any] | None = None) -> Step:
-    """The step to ``new_text`` if it passes every check ``pulumi up`` runs, against the ``deployed``
-    outputs when the step read them, else with the current file standing in for the deployed state; so a
-    step the engine would refuse is never written."""
+def _checked(
+    text: str,
+    source: str,
+    keys: dict[str, Any],
+    before: StackConfig,
+    change: Callable[[FileEdit], None],
+    deployed: Mapping[str, Any] | None = None,
+) -> Step:
+    """The step that ``change`` makes to the file, if it passes every check ``pulumi up`` runs, against the
+    ``deployed`` outputs when the step read them, else with the current file standing in for the deployed
+    state; so a step the engine would refuse is never written."""
+    edit = FileEdit(text, source, keys)
+    change(edit)
+    new_text, new_keys = edit.result()
     try:
-        after = parse_stack_file_text(new_text, source, declaration_order=True)
+        after = validate_stack(new_keys, source)
     except ConfigError as error:  # e.g. an invalid or unpinned image of a version added
         raise ConfigError(error.findings, source, outcome=NOT_WRITTEN) from None
     current = stack_summary(before)
@@ -265,14 +398,14 @@ def _checked(before: StackConfig, new_text: str, source: str, deployed: Mapping[
 
 def step_weights(text: str, source: str, service: str, compute: Callable[[ServiceSpec], dict[str, int]]) -> Step:
     """The stack file's text with the service's weights set to ``compute(its current spec)``."""
-    before, svc = _service(text, source, service)
+    keys, before, svc = _service(text, source, service)
     weights = compute(svc)
-    return _checked(before, edit_services(text, lambda services: write_weights(services, service, weights)), source)
+    return _checked(text, source, keys, before, lambda edit: write_weights(edit, service, weights))
 
 
 def retire_version(text: str, source: str, service: str, version: str) -> Step:
     """The stack file's text without ``version``: refused while any route still sends it traffic."""
-    before, svc = _service(text, source, service)
+    keys, before, svc = _service(text, source, service)
     _check_versions(svc, service, [version])
     if version in svc.routed_versions():
         share = svc.default_weights().get(version, 0)
@@ -281,7 +414,7 @@ def retire_version(text: str, source: str, service: str, version: str) -> Step:
             f"{', and routes or a mirror use it' if share == 0 else ''}): move it away first "
             "(--take-over another version, or set its weight to 0), deploy that step, then retire it"
         )
-    return _checked(before, edit_services(text, lambda services: drop_version(services, service, version)), source)
+    return _checked(text, source, keys, before, lambda edit: drop_version(edit, service, version))
 
 
 def add_version(text: str, source: str, service: str, version: str, spec: Mapping[str, Any], weight: int = 0) -> Step:
@@ -289,7 +422,7 @@ def add_version(text: str, source: str, service: str, version: str, spec: Mappin
     its first traffic share ``weight``, the remainder going as for ``v2=30`` (a lone version without
     written weights gets them written); one edit, checked as every step is (image, pinning in production,
     maxStep)."""
-    before, svc = _service(text, source, service)
+    keys, before, svc = _service(text, source, service)
     if version in svc.versions:
         raise StepError(
             f"service {service!r} already has a version {version!r}; give the new version another name, "
@@ -298,11 +431,11 @@ def add_version(text: str, source: str, service: str, version: str, spec: Mappin
     current = {**svc.default_weights(), version: 0}
     weights = _assign(current, service, {version: weight})
 
-    def change(services: CommentedMap) -> None:
-        insert_version(services, service, version, spec)
-        write_weights(services, service, weights)
+    def change(edit: FileEdit) -> None:
+        insert_version(edit, service, version, spec)
+        write_weights(edit, service, weights)
 
-    return _checked(before, edit_services(text, change), source)
+    return _checked(text, source, keys, before, change)
 
 
 def rollback(text: str, source: str, service: str, deployed: Mapping[str, Any], label: str) -> Step:
@@ -310,12 +443,11 @@ def rollback(text: str, source: str, service: str, deployed: Mapping[str, Any], 
     change (:func:`rollback_target`), checked as every step is, against the ``deployed`` outputs (what
     ``pulumi up`` checks it against); the text unchanged, and a note saying so, when the file has those
     weights already."""
-    before, svc = _service(text, source, service)
+    keys, before, svc = _service(text, source, service)
     weights = rollback_target(svc, service, deployed, label, source)
     if weights == svc.default_weights():
         summary = stack_summary(before)
         note = f"{service!r} has the weights it had before its last deployed weight change already ({_shown(weights)})"
         return Step(text, summary, summary, note)
-    new_text = edit_services(text, lambda services: write_weights(services, service, weights))
-    step = _checked(before, new_text, source, deployed)
+    step = _checked(text, source, keys, before, lambda edit: write_weights(edit, service, weights), deployed)
     return replace(step, note=f"{service!r} back to its weights before its last deployed weight change, from {label}")

@@ -29,6 +29,7 @@ from __future__ import annotations
 import base64
 import binascii
 import calendar
+import codecs
 import math
 import re
 from dataclasses import dataclass, field
@@ -529,7 +530,8 @@ class _Reader:
                 self.add_value(frame, value, size)
 
 
-def _loader(text: str) -> Any:
+def event_loader(text: str) -> Any:
+    """A YAML event parser over ``text``: libyaml's where PyYAML has it, else PyYAML's own."""
     return (getattr(yaml, "CSafeLoader", None) or yaml.SafeLoader)(text)
 
 
@@ -542,7 +544,7 @@ def read_yaml(text: str, carried_under: str | None = "config", sort_keys: bool =
     does not.
     """
     reader = _Reader(carried_under, sort_keys)
-    loader = _loader(text)
+    loader = event_loader(text)
     try:
         document = reader.read(loader)
     except yaml.YAMLError as err:
@@ -566,3 +568,12 @@ def decode_text(data: bytes) -> str:
             f"not {encoding.removesuffix('-sig').upper()} text: byte {data[err.start]:#04x} at line {line}, "
             f"column {column} ({err.reason})"
         ) from None
+
+
+def encode_text(text: str, like: bytes) -> bytes:
+    """``text`` in the encoding of a file's bytes ``like``, its byte-order mark kept: :func:`decode_text`
+    undone, so that an edit of the text leaves every other byte of the file as it was."""
+    for mark, encoding in ((codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be")):
+        if like.startswith(mark):
+            return mark + text.encode(encoding)
+    return (codecs.BOM_UTF8 if like.startswith(codecs.BOM_UTF8) else b"") + text.encode("utf-8")

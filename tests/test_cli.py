@@ -311,6 +311,34 @@ def test_step_with_no_change_writes_nothing(repo: Path) -> None:
     assert stack_file.read_bytes() == before and stack_file.stat().st_mtime_ns == 1_000_000_000
 
 
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16"])
+def test_step_keeps_the_files_encoding_and_line_breaks(repo: Path, encoding: str) -> None:
+    stack_file = repo / "stacks" / "Pulumi.prod.yaml"
+    text = stack_file.read_text().replace("\n", "\r\n")
+    stack_file.write_bytes(text.encode(encoding))
+    assert meshkit("step", "prod", "nginx", "v2=80").exit_code == 0
+    expected = text.replace("v1: 70\r\n", "v1: 20\r\n").replace("v2: 30\r\n", "v2: 80\r\n")
+    assert stack_file.read_bytes() == expected.encode(encoding)
+
+
+def test_step_refuses_to_change_a_value_another_service_shares(repo: Path) -> None:
+    stack_file = repo / "stacks" / "Pulumi.prod.yaml"
+    shared = stack_file.read_text().replace("    nginx:\n", "    nginx: &nginx\n")
+    shared = shared.replace("    sleep:\n", "    web:\n      <<: *nginx\n    sleep:\n")
+    stack_file.write_text(shared)
+    result = meshkit("step", "prod", "web", "v2=80")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output == (
+        "stacks/Pulumi.prod.yaml: 1 problem(s), the step was not written:\n"
+        "  error MK507 services.web.traffic.weights.v1: the step would set it to 20 (from 70), but "
+        "services.web.traffic comes from the merge <<: *nginx: services.nginx.traffic reads the same value, so the "
+        "step would change service 'nginx' as well; fix: to step 'web' alone, give services.web its own traffic "
+        "(write `traffic:` out under it: a mapping's own keys take precedence over <<: *nginx), then run the step "
+        "again; to move them all together, edit it by hand where &nginx is written\n"
+    )
+    assert stack_file.read_text() == shared
+
+
 def _canary_repo(repo: Path, stack: str = "prod") -> Path:
     """Scenario A2 (nginx v1 only) on main and on the branch."""
     _commit_on_main(repo, "A2")

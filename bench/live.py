@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import signal
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -91,7 +92,7 @@ def measure_program(
             "engine_changes": changes, "as_expected": outcome.status == "ok" and _expected(operation, objects)(changes),
             "output_tail": outcome.output_tail,
         }  # fmt: skip
-        print(f"[bench.live] {name} {operation}: {outcome.status} {outcome.seconds or 0:.1f} s {changes}", flush=True)
+        print(f"[bench.live] {name} {operation}: {outcome.status} {outcome.seconds or 0:.1f} s {changes}", file=sys.stderr)
         if outcome.status != "ok":
             break
     return results

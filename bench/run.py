@@ -174,7 +174,7 @@ def plot_scale(scale_rows: list[dict[str, Any]], path: Path) -> None:
     plt.close(figure)
 
 
-PARTS = ("mock", "engine", "offline", "scale", "compare", "dataplane")
+PARTS = ("mock", "engine", "offline", "scale", "compare", "dataplane", "live")
 RESULT_KEYS = {
     "mock": ("mock", "identical"),
     "engine": ("engine",),
@@ -182,6 +182,7 @@ RESULT_KEYS = {
     "scale": ("scale",),
     "compare": ("compare",),
     "dataplane": ("dataplane", "dataplane_generated"),
+    "live": ("live",),
 }
 
 
@@ -229,6 +230,8 @@ def main() -> None:
         (out_dir / "BENCHMARKS.md").write_text(report(results))
         if results.get("scale"):
             plot_scale(results["scale"], out_dir / "bench" / "engine_scale.png")
+        if results.get("live"):
+            plot_live(results["live"], out_dir / "bench" / "live_scale.png")
         return
     mock_sizes = [10, 50] if args.quick else [10, 100, 400, 1000]
     engine_sizes = [10] if args.quick else [50, 200]
@@ -279,6 +282,14 @@ def main() -> None:
         command, row = run("dataplane", "--services", "10" if args.quick else "50", "--runs", runs)
         results["dataplane_generated"] = {**row, "command": command}
 
+    if "live" in args.only:
+        # The settings this repository changed, put back one at a time at the smaller size.
+        runs = [[], ["--parallel", "8"], ["--throttled"]] if not args.quick else [[]]
+        for size in [10] if args.quick else [50, 200]:
+            for settings in runs if size == 50 or args.quick else [[]]:
+                command, row = run("live", "--services", str(size), "--cap", f"{args.cap:g}", *settings)
+                results["live"].append({**row, "command": command})
+
     (out_dir / "bench" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     written = ["BENCHMARKS.md", "bench/results.json"]
     if "mock" in args.only:
@@ -287,10 +298,13 @@ def main() -> None:
     if "scale" in args.only:
         plot_scale(results["scale"], out_dir / "bench" / "engine_scale.png")
         written.append("bench/engine_scale.png")
+    if "live" in args.only:
+        plot_live(results["live"], out_dir / "bench" / "live_scale.png")
+        written.append("bench/live_scale.png")
     (out_dir / "BENCHMARKS.md").write_text(report(results))
     if out_dir != REPO:
         # The report shows every plot: those of the parts not run now are the repository's.
-        for plot_name in ("mock_cost.png", "engine_scale.png"):
+        for plot_name in ("mock_cost.png", "engine_scale.png", "live_scale.png"):
             if not (out_dir / "bench" / plot_name).exists() and (BENCH / plot_name).exists():
                 shutil.copy(BENCH / plot_name, out_dir / "bench" / plot_name)
     print(f"wrote {', '.join(written)} in {out_dir}")
@@ -321,7 +335,92 @@ def report(results: dict[str, Any]) -> str:
         lines += scale_section(results)
     if results.get("dataplane"):
         lines += dataplane_section(results["dataplane"], results.get("dataplane_generated"))
+    if results.get("live"):
+        lines += live_section(results["live"], results.get("live_before"))
     return "\n".join(lines) + "\n" + (BENCH / "FINDINGS.md").read_text()
+
+
+LIVE_OPERATIONS = {
+    "first_up": "first `up`",
+    "noop_up": "no-op `up`",
+    "weight_up": "one-weight `up`",
+    "weight_step": "one-weight `make step`",
+    "noop_step": "no-op `make step`",
+}
+
+
+def _default_settings(row: dict[str, Any]) -> bool:
+    return int(row["parallel"]) == 64 and not row["throttled"]
+
+
+def plot_live(rows: list[dict[str, Any]], path: Path) -> None:
+    """Seconds against N on the local cluster: meshkit (solid) and the hand-written program (dashed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = sorted((r for r in rows if _default_settings(r)), key=lambda r: int(r["services"]))
+    figure, axis = plt.subplots(figsize=(9, 5.5))
+    for index, (operation, label) in enumerate(LIVE_OPERATIONS.items()):
+        for program, style in (("meshkit", "-o"), ("handwritten", "--s")):
+            points = [
+                (r["services"], r[program][operation]["seconds"])
+                for r in rows
+                if r[program].get(operation, {}).get("status") == "ok"
+            ]
+            if points:
+                name = label if program == "meshkit" else f"{label}, hand-written `pulumi up`"
+                axis.plot(*zip(*points, strict=True), style, color=f"C{index}", label=name)
+    axis.set_xlabel("services (× 3 versions; 7.4 objects each)")
+    axis.set_ylabel("seconds")
+    axis.set_title("The main job on the local cluster (kwok node), 2 cores")
+    axis.grid(True, alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def _live_seconds(row: dict[str, Any], program: str, operation: str) -> str:
+    found = row[program].get(operation)
+    if found is None:
+        return "n/a"
+    if found["status"] != "ok":
+        return found["status"]
+    return f"{found['seconds']:.1f}" + ("" if found["as_expected"] else " (unexpected changes)")
+
+
+def live_section(rows: list[dict[str, Any]], before: list[dict[str, Any]] | None) -> list[str]:
+    lines = [
+        "",
+        "## 6. The main job on a real API server",
+        "",
+        "`make up` and `make step` against the local cluster (`make cluster NODE=kwok`: the real API server,",
+        "controller manager, scheduler and istiod with its webhooks; pods simulated), beside the hand-written",
+        "pulumi-kubernetes program (bench/handwritten.py) deploying the same objects to the same cluster as its",
+        "users run it (`pulumi up --yes`: the engine's preview, then the update). Both with the Makefile's engine",
+        "settings (64 operations at once, state written once per update). One run of each operation; each checked",
+        "against the engine's own count of what it changed. Plot: bench/live_scale.png.",
+        "",
+        _row("N", "objects", "settings", *LIVE_OPERATIONS.values(), "command"),
+        _row(*["---"] * (len(LIVE_OPERATIONS) + 4)),
+    ]
+    for row in sorted(rows, key=lambda r: (int(r["services"]), not _default_settings(r))):
+        settings = (
+            "as the Makefile"
+            if _default_settings(row)
+            else ("upstream controller limits" if row["throttled"] else f"{row['parallel']} at once")
+        )
+        cells = [_live_seconds(row, "meshkit", op) for op in LIVE_OPERATIONS]
+        lines.append(_row(row["services"], row["objects"], settings, *cells, f"`{row['command']}`"))
+        if _default_settings(row):
+            hand = [_live_seconds(row, "handwritten", op) for op in LIVE_OPERATIONS]
+            lines.append(_row("", "", "hand-written `pulumi up`", *hand, "(same run)"))
+    for row in before or []:
+        cells = [_live_seconds(row, "meshkit", op) for op in LIVE_OPERATIONS]
+        lines.append(_row(row["services"], row["objects"], f"before ({row['revision']})", *cells, row["how"]))
+    return lines
 
 
 def dataplane_section(d: dict[str, Any], generated: dict[str, Any] | None) -> list[str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,8 +21,8 @@ from .analysis import analyze_stack
 from .config import read_stack_file_keys, stack_file
 from .errors import MeshkitError
 from .models import StackConfig
-from .refresh_scope import FullRefresh, changed_objects, component_of, deployed_objects
-from .render import Manifest, unit_manifests
+from .refresh_scope import FullRefresh, ObjectRef, changed_objects, component_of, deployed_objects
+from .render import Manifest, render_stack, unit_manifests
 from .sources import (
     cluster_config,
     last_update_succeeded,
@@ -99,19 +99,27 @@ def step_command(path: Path, stack: str, full: bool = False) -> StepCommand:
     with ThreadPoolExecutor(max_workers=2) as pool:
         succeeded = pool.submit(last_update_succeeded, stack, root)
         outputs = pool.submit(stack_outputs, stack)
-        refresh = _refresh(stack, cluster_flags, selection) if cluster_flags else _Refresh([], [], set())
+        refresh = (
+            _refresh(stack, cluster_flags, selection, config.namespaces) if cluster_flags else _Refresh([], [], set())
+        )
         plan = _plan(config, path, stack, root, refresh.changed, succeeded, outputs)
     if isinstance(plan, FullUp):
-        # With a cluster, the engine's preview: the provider's dry runs against the API server (and its
-        # admission webhooks) refuse a bad object before anything changes.
-        preview = "--skip-preview=false" if cluster_flags else "--skip-preview"
         explanation = [*refresh.explanation, f"the full `up`: {plan.reason}"]
-        return StepCommand([*refresh.runs, EngineRun([*update, preview])], explanation)
+        if not cluster_flags:
+            return StepCommand([EngineRun([*update, "--skip-preview"])], explanation)
+        if refresh.changed is None:
+            # kubectl could not list the cluster: the engine's preview has the provider's dry runs refuse a bad
+            # object before anything changes (a second run of the program).
+            return StepCommand([*refresh.runs, EngineRun([*update, "--skip-preview=false"])], explanation)
+        every_object = _dry_run(render_stack(config), cluster_flags, refresh.namespaces)
+        return StepCommand([*refresh.runs, *every_object, EngineRun([*update, "--skip-preview"])], explanation)
     step, deployed = plan
     explanation = [*refresh.explanation, *_described(step)]
     # Only the objects of changed units can change, so only they need the API server's dry run; kubectl does it
     # in a fraction of the second run of the program that the engine's preview costs.
-    changed = _dry_run(config, step, cluster_flags, refresh.namespaces) if cluster_flags else []
+    units = unit_manifests(config)
+    manifests = [manifest for unit in step.changed_units for manifest in units.get(unit, [])]
+    changed = _dry_run(manifests, cluster_flags, refresh.namespaces) if cluster_flags else []
     if full:
         explanation.append("then the full `up` (--full)")
         return StepCommand([*refresh.runs, *changed, EngineRun([*update, "--skip-preview"])], explanation)
@@ -122,18 +130,16 @@ def step_command(path: Path, stack: str, full: bool = False) -> StepCommand:
     return StepCommand([*refresh.runs, *changed, scoped], explanation)
 
 
-def _dry_run(config: StackConfig, step: TargetedStep, cluster_flags: list[str], namespaces: set[str]) -> list[DryRun]:
-    """The dry run of the changed units' objects. Not of Secrets (their values are not rendered), nor of
-    objects in a namespace the cluster does not hold yet (the API server would refuse them for that alone, as
-    the provider's preview skips them)."""
-    units = unit_manifests(config)
-    manifests = [
+def _dry_run(manifests: list[Manifest], cluster_flags: list[str], namespaces: set[str]) -> list[DryRun]:
+    """The dry run of ``manifests``, but not of Secrets (their values are not rendered), nor of objects in a
+    namespace the cluster does not hold yet (the API server would refuse them for that alone; the provider's
+    preview skips them too)."""
+    checked = [
         manifest
-        for unit in step.changed_units
-        for manifest in units.get(unit, [])
+        for manifest in manifests
         if manifest["kind"] != "Secret" and manifest["metadata"].get("namespace", "") in {"", *namespaces}
     ]
-    return [DryRun(cluster_flags, manifests)] if manifests else []
+    return [DryRun(cluster_flags, checked)] if checked else []
 
 
 def _plan(
@@ -172,7 +178,7 @@ def _described(step: TargetedStep) -> list[str]:
     ]
 
 
-def _refresh(stack: str, cluster_flags: list[str], selection: list[str]) -> _Refresh:
+def _refresh(stack: str, cluster_flags: list[str], selection: list[str], namespaces: Iterable[str]) -> _Refresh:
     """Hand edits must be seen (and undone by the update), and creates a killed update left pending dropped:
     refresh what the cluster changed since the state recorded it (:mod:`meshkit.refresh_scope`), or every
     object when that cannot be told. Not `up --refresh`: with --target, the engine's refresh does not load
@@ -181,23 +187,25 @@ def _refresh(stack: str, cluster_flags: list[str], selection: list[str]) -> _Ref
     deployed = deployed_objects(stack_export(stack))
     if not isinstance(deployed, FullRefresh):
         try:
-            live = live_objects(cluster_flags, [obj.ref for obj in deployed])
+            # The stack's namespaces too: which exist says what the API server can dry-run.
+            declared = [ObjectRef("v1", "Namespace", "", name) for name in namespaces]
+            live = live_objects(cluster_flags, [*(obj.ref for obj in deployed), *declared])
         except MeshkitError as error:
             deployed = FullRefresh(str(error))
     if isinstance(deployed, FullRefresh):
         return _Refresh(
             [EngineRun([*refresh, "--clear-pending-creates"])], [f"refresh every object: {deployed.reason}"], None
         )
-    namespaces = {ref.name for ref in live if ref.kind == "Namespace" and not ref.namespace}
+    existing = {ref.name for ref in live if ref.kind == "Namespace" and not ref.namespace}
     changed = changed_objects(deployed, live)
     if not changed:
-        return _Refresh([], [], set(), namespaces)
+        return _Refresh([], [], set(), existing)
     names = ", ".join(str(obj.ref) for obj in changed)
     return _Refresh(
         [EngineRun([*refresh, *(f"--target={obj.urn}" for obj in changed)])],
         [f"refresh {len(changed)} object(s) changed in the cluster since the last update: {names}"],
         {component_of(obj) for obj in changed},
-        namespaces,
+        existing,
     )
 
 
@@ -212,7 +220,7 @@ def run_step(command: StepCommand, cwd: Path, say: Callable[[str], None]) -> int
             if not accepted:
                 say(f"meshkit up: the API server refuses the step (dry run); the cluster is unchanged:\n{report}")
                 return 1
-            say(f"meshkit up: the API server accepts the {len(run.manifests)} object(s) of the changed units (dry run)")
+            say(f"meshkit up: the API server accepts the {len(run.manifests)} object(s) the step may change (dry run)")
             continue
         with tempfile.TemporaryDirectory(prefix="meshkit-step-") as tmp:
             env_update = {}

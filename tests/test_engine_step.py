@@ -73,7 +73,8 @@ class Cluster:
         self.listing_fails: str | None = None
         monkeypatch.setattr(engine_step, "stack_export", self.export)
         monkeypatch.setattr(engine_step, "live_objects", self.objects)
-        monkeypatch.setattr(engine_step, "last_update_succeeded", lambda stack, root: True)
+        self.succeeded = True
+        monkeypatch.setattr(engine_step, "last_update_succeeded", lambda stack, root: self.succeeded)
         monkeypatch.setattr(engine_step, "stack_outputs", lambda stack: self.outputs)
 
     def export(self, stack: str) -> dict[str, Any]:
@@ -84,7 +85,7 @@ class Cluster:
     def objects(self, flags: list[str], refs: list[ObjectRef]) -> dict[ObjectRef, Any]:
         if self.listing_fails:
             raise MeshkitError(self.listing_fails)
-        assert VS_REF in refs and flags == ["--kubeconfig", "/tmp/kubeconfig"]
+        assert VS_REF in refs and NAMESPACE_REF in refs and flags == ["--kubeconfig", "/tmp/kubeconfig"]
         return self.live
 
 
@@ -165,6 +166,23 @@ def test_when_the_changed_objects_cannot_be_told_every_object_is_refreshed_and_p
         ["pulumi", "up", "--yes", "--stack", "prod", "--non-interactive", "--skip-preview=false"],
     ]  # fmt: skip
     assert "refresh every object: kubectl is not on PATH" in command.explanation
+
+
+def test_a_full_up_the_fingerprints_cannot_scope_dry_runs_every_object_in_namespaces_that_exist(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _stack_file(tmp_path, with_cluster=True)
+    cluster = Cluster(monkeypatch, path, deployed="A3")
+    cluster.succeeded = False
+    dry_run, update = step_command(path, "prod").runs
+    assert isinstance(dry_run, DryRun) and isinstance(update, EngineRun)
+    kinds = {m["kind"] for m in dry_run.manifests}
+    assert {"Namespace", "Deployment", "Service", "DestinationRule", "VirtualService"} <= kinds
+    assert "--skip-preview" in update.argv and not any(a.startswith("--target") for a in update.argv)
+    # A first deployment: the namespace is not there yet, so only what is outside it can be dry-run.
+    del cluster.live[NAMESPACE_REF]
+    dry_run, _ = step_command(path, "prod").runs
+    assert isinstance(dry_run, DryRun) and {m["kind"] for m in dry_run.manifests} == {"Namespace"}
 
 
 def test_a_refused_dry_run_stops_the_step_before_the_engine_writes(

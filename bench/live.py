@@ -92,7 +92,8 @@ def measure_program(
             "engine_changes": changes, "as_expected": outcome.status == "ok" and _expected(operation, objects)(changes),
             "output_tail": outcome.output_tail,
         }  # fmt: skip
-        print(f"[bench.live] {name} {operation}: {outcome.status} {outcome.seconds or 0:.1f} s {changes}", file=sys.stderr)
+        seconds = outcome.seconds or 0
+        print(f"[bench.live] {name} {operation}: {outcome.status} {seconds:.1f} s {changes}", file=sys.stderr)
         if outcome.status != "ok":
             break
     return results

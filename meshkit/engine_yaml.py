@@ -31,6 +31,8 @@ import binascii
 import calendar
 import math
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -533,6 +535,28 @@ def _loader(text: str) -> Any:
     return (getattr(yaml, "CSafeLoader", None) or yaml.SafeLoader)(text)
 
 
+# libyaml 0.2.6 (in PyYAML 6.0.4's wheels) stops at 1000 levels of nesting, counted while scanning ahead, so a
+# file the engine reads (up to MAX_DEPTH) would be "not valid YAML" at (file). Its limit is process-wide: lifted
+# for one read, as libyaml 0.2.5 had none, and put back after. The reader refuses past MAX_DEPTH itself.
+_LIBYAML = getattr(yaml, "_yaml", None)
+_NO_NESTING_LIMIT = 2**31 - 1  # a C int
+
+
+@contextmanager
+def _engine_nesting() -> Iterator[None]:
+    get_limit = getattr(_LIBYAML, "_get_max_nest_level", None)
+    set_limit = getattr(_LIBYAML, "_set_max_nest_level", None)
+    if get_limit is None or set_limit is None:
+        yield
+        return
+    before = get_limit()
+    set_limit(_NO_NESTING_LIMIT)
+    try:
+        yield
+    finally:
+        set_limit(before)
+
+
 def read_yaml(text: str, carried_under: str | None = "config", sort_keys: bool = True) -> Reading:
     """The first document of ``text`` as the Pulumi engine reads it, and the problems found.
 
@@ -542,13 +566,14 @@ def read_yaml(text: str, carried_under: str | None = "config", sort_keys: bool =
     does not.
     """
     reader = _Reader(carried_under, sort_keys)
-    loader = _loader(text)
-    try:
-        document = reader.read(loader)
-    except yaml.YAMLError as err:
-        return Reading(None, [Problem("MK004", (), f"not valid YAML: {err}", "fix the YAML syntax")])
-    finally:
-        loader.dispose()
+    with _engine_nesting():
+        loader = _loader(text)
+        try:
+            document = reader.read(loader)
+        except yaml.YAMLError as err:
+            return Reading(None, [Problem("MK004", (), f"not valid YAML: {err}", "fix the YAML syntax")])
+        finally:
+            loader.dispose()
     problems = [p for p in reader.problems if not p.carried or reader.carried(p.path)]
     return Reading(document, problems)
 

@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 import pytest
+import yaml
 
 from meshkit.config import engine_config_keys, engine_text, stack_file_keys
 from meshkit.engine_yaml import MAX_DEPTH, decode_text, read_yaml
@@ -203,6 +204,18 @@ def test_an_alias_bomb_is_refused_without_expanding_it() -> None:
 def test_deep_nesting_is_refused_without_recursing(depth: int) -> None:
     found = _refused("config:\n  meshkit:o: " + "[" * depth + "]" * depth + "\n")
     assert [(c, p) for c, p, _ in found] == [("MK004", "o[0]")]
+
+
+@pytest.mark.parametrize("depth", [1000, MAX_DEPTH - 2])
+def test_nesting_the_engine_reads_is_read_whatever_limit_libyaml_has(depth: int) -> None:
+    # libyaml 0.2.6 (PyYAML 6.0.4) stops at 1000 levels on its own; the engine reads up to MAX_DEPTH.
+    nested = _keys("config:\n  meshkit:o: " + "[" * depth + "]" * depth + "\n")["o"]
+    for _ in range(depth - 1):
+        (nested,) = nested
+    assert nested == []
+    libyaml = getattr(yaml, "_yaml", None)
+    if hasattr(libyaml, "_get_max_nest_level"):
+        assert libyaml._get_max_nest_level() == 1000, "libyaml's own limit is put back after the read"
 
 
 def test_an_integer_too_long_for_any_number_is_a_string() -> None:

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping
 
 from .errors import Finding
 from .gatewayapi import backend_port, waypoint_of
-from .models import IngressRoute, IngressSpec, ServiceSpec, StackConfig, StringMatch
+from .models import AllowRule, IngressRoute, IngressSpec, ServiceSpec, StackConfig, StringMatch
 from .render import (
     ISTIO_NETWORKING,
     Manifest,
@@ -132,6 +132,38 @@ def _admits_gateway(stack: StackConfig, svc: ServiceSpec, gateway_namespace: str
     return any(rule.namespace == gateway_namespace for rule in svc.allow_from)
 
 
+def _may_allow(sent: StringMatch, allowed: str) -> bool:
+    """Whether a request path the ingress sends (``sent``) may match an AuthorizationPolicy path: exact,
+    ``<prefix>*``, ``*<suffix>`` or ``*``. What cannot be told (a regex, a ``{*}`` template) counts as a match."""
+    value = _path_value(sent)
+    if value is None or allowed == "*" or "{" in allowed:
+        return True
+    if allowed.endswith("*"):
+        stem = allowed[:-1]
+        return value.startswith(stem) or (sent.prefix is not None and stem.startswith(value))
+    if allowed.startswith("*"):
+        return sent.prefix is not None or value.endswith(allowed[1:])
+    return value == allowed if sent.exact is not None else allowed.startswith(value)
+
+
+def _gateway_rules_missing(
+    svc: ServiceSpec, gateway_namespace: str, route: IngressRoute
+) -> list[tuple[int, AllowRule]]:
+    """The allow rules that admit the gateway, with their index, when each admits it only on paths this route
+    never sends (every request of the route then gets 403); otherwise none."""
+    rules = [(j, rule) for j, rule in enumerate(svc.allow_from or []) if rule.namespace == gateway_namespace]
+    reached = any(
+        not rule.paths or any(_may_allow(sent, allowed) for sent in route.paths for allowed in rule.paths)
+        for _, rule in rules
+    )
+    return [] if reached else rules
+
+
+def _describe_path(match: StringMatch) -> str:
+    kind, value = next(iter(string_match(match).items()))
+    return f"{value}{'*' if kind == 'prefix' else ''}" if kind != "regex" else f"regex {value}"
+
+
 def _hosts_overlap(first: str, second: str) -> bool:
     def covers(wildcard: str, host: str) -> bool:
         return wildcard == "*" or (wildcard.startswith("*.") and host.endswith(wildcard[1:]))
@@ -188,6 +220,18 @@ def _check_route(stack: StackConfig, name: str, spec: IngressSpec, i: int) -> It
             f"service {route.service!r} does not admit the ingress gateway (namespace {spec.gateway_namespace!r}): "
             "every request through this ingress would get 403",
             f"add {{namespace: {spec.gateway_namespace}}} to services.{route.service}.allowFrom",
+            obj=f"AuthorizationPolicy {route.service}.{svc.namespace}",
+        )
+    elif rules := _gateway_rules_missing(svc, spec.gateway_namespace, route):
+        named = " and ".join(f"allowFrom[{j}] ({', '.join(rule.paths)})" for j, rule in rules)
+        yield Finding(
+            f"{path}.paths",
+            "MK703",
+            f"service {route.service!r} admits the ingress gateway (namespace {spec.gateway_namespace!r}) only on "
+            f"paths this route never sends: services.{route.service}.{named}, against "
+            f"{', '.join(map(_describe_path, route.paths))}: every request through this route would get 403",
+            f"add the route's paths to services.{route.service}.allowFrom[{rules[0][0]}].paths (or remove its "
+            "paths), or send this route only paths the allow-list admits",
             obj=f"AuthorizationPolicy {route.service}.{svc.namespace}",
         )
     uri_rules = [r.name or f"routes[{j}]" for j, r in enumerate(svc.traffic.routes) if r.match and r.match.uri]

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from meshkit.analysis import validate_stack
+from meshkit.analysis import check_stack, validate_stack
 from meshkit.errors import ConfigError
 from meshkit.ingress import service_host
 from meshkit.models import StackConfig
@@ -162,3 +162,42 @@ def test_ingresses_in_the_outputs_read_back_as_written() -> None:
         ConfigError, match=r"MK008 ingresses\.bookinfo-gateway\.routes\[0\]\.paths: must be a JSON list"
     ):
         summary_from_outputs(broken, "outputs.json")
+
+
+@pytest.mark.parametrize(
+    ("sent", "allowed", "admitted"),
+    [
+        ({"exact": "/login"}, "/login", True),
+        ({"exact": "/login"}, "/logout", False),
+        ({"exact": "/api"}, "/api/*", False),  # Istio's /api/* is the prefix /api/
+        ({"exact": "/api/v1"}, "/api/*", True),
+        ({"prefix": "/api"}, "/api/*", True),  # /api/x is sent and admitted
+        ({"prefix": "/static"}, "/admin/*", False),
+        ({"prefix": "/"}, "/admin", True),
+        ({"prefix": "/static"}, "/stat", False),
+        ({"exact": "/a.css"}, "*.css", True),
+        ({"exact": "/a.js"}, "*.css", False),
+        ({"prefix": "/static"}, "*.css", True),
+        ({"exact": "/x"}, "*", True),
+        ({"regex": "/x/.*"}, "/y", True),  # a regex cannot be told apart: no refusal
+        ({"exact": "/x"}, "/{*}/y", True),  # nor a path template
+    ],
+)
+def test_an_ingress_path_against_an_allow_rule_path(sent: dict[str, str], allowed: str, admitted: bool) -> None:
+    raw = scenario_raw("B1")
+    raw["namespaces"]["bookinfo"]["defaultDeny"] = True
+    raw["services"]["productpage"]["allowFrom"] = [{"namespace": "istio-system", "paths": [allowed]}]
+    raw["ingresses"]["bookinfo-gateway"]["routes"][0]["paths"] = [sent]
+    findings = check_stack(StackConfig.model_validate(raw))
+    assert [(f.code, f.path) for f in findings] == ([] if admitted else [
+        ("MK703", "ingresses.bookinfo-gateway.routes[0].paths")
+    ])  # fmt: skip
+
+
+def test_one_allow_rule_without_paths_admits_the_gateway_on_every_path() -> None:
+    raw = scenario_raw("B1")
+    raw["services"]["productpage"]["allowFrom"] = [
+        {"namespace": "istio-system", "paths": ["/admin/*"]},
+        {"namespace": "istio-system", "methods": ["GET"]},
+    ]
+    assert check_stack(StackConfig.model_validate(raw)) == []

@@ -39,7 +39,7 @@ from .models import (
     duration_seconds,
     parse_image,
 )
-from .render import deployment_name, render_stack
+from .render import Manifest, object_name, owned_manifests
 
 # --- pydantic errors → findings ---------------------------------------------------------------------
 
@@ -399,26 +399,6 @@ def _check_rule_order(name: str, svc: ServiceSpec) -> Iterator[Finding]:
             first_with.setdefault(key, i)
 
 
-def _check_deployment_names(stack: StackConfig) -> Iterator[Finding]:
-    """Two (service, version) pairs whose Deployments get one name in one namespace (``a-b`` v1 and ``a``
-    ``b-v1``): one would overwrite the other, and its route would send traffic to the other's pods."""
-    owners: dict[tuple[str, str], str] = {}
-    for name, svc in stack.services.items():
-        for version in svc.versions:
-            key = (svc.namespace, deployment_name(name, version))
-            path = f"services.{name}.versions.{version}"
-            if key in owners:
-                yield Finding(
-                    path,
-                    "MK212",
-                    f"its Deployment would be named {key[1]!r} in namespace {key[0]!r}, like that of {owners[key]}: "
-                    "one object, two owners",
-                    "rename this version or the other one (Deployments are named <service>-<version>)",
-                    obj=f"Deployment {key[1]}.{key[0]}",
-                )
-            owners.setdefault(key, path)
-
-
 def _check_calls(stack: StackConfig) -> Iterator[Finding]:
     for name, svc in stack.services.items():
         for callee in svc.calls:
@@ -589,12 +569,41 @@ def check_stack(stack: StackConfig) -> list[Finding]:
     """Every cross-object finding of a validated stack config, errors and warnings, sorted by path."""
     findings = [f for name, svc in stack.services.items() for f in _check_service(stack, name, svc)]
     findings += _check_calls(stack)
-    findings += _check_deployment_names(stack)
     findings += _check_fault_budgets(stack)
     findings += _check_security(stack)
     findings += check_ingresses(stack)
     findings += check_gateway_services(stack)
     return sorted(findings)
+
+
+def _object_key(manifest: Manifest) -> tuple[str, str, str, str]:
+    meta = manifest["metadata"]
+    group = manifest["apiVersion"].rpartition("/")[0]  # two versions of one group's kind are one object
+    return group, manifest["kind"], meta.get("namespace", ""), meta["name"]
+
+
+def duplicate_objects(owned: list[tuple[str, Manifest]]) -> Iterator[Finding]:
+    """Two things of the stack that render one object (its group, kind, namespace and name), e.g. service ``a-b``
+    version ``v1`` and service ``a`` version ``b-v1`` (Deployment ``a-b-v1``), or a service named ``allow-nothing``
+    beside a deny-by-default namespace: the later write replaces the earlier, each owner's routes or policy then
+    apply to the other's object (MK212)."""
+    first_owner: dict[tuple[str, str, str, str], str] = {}
+    for owner, manifest in owned:
+        key = _object_key(manifest)
+        if key in first_owner:
+            other = first_owner[key]
+            yield Finding(
+                owner,
+                "MK212",
+                f"{object_name(manifest)} would be declared both by {other} and by this: one object, two owners "
+                "(whichever is written last replaces the other)",
+                # A namespace's own objects have names of meshkit's (allow-nothing, default, …).
+                f"rename {owner}: {key[3]!r} is the name meshkit gives that object of {other}"
+                if other.startswith("namespaces.")
+                else f"rename {owner} or {other}: both make the name {key[3]!r}",
+                obj=object_name(manifest),
+            )
+        first_owner.setdefault(key, owner)
 
 
 def errors_only(findings: list[Finding]) -> list[Finding]:
@@ -612,12 +621,14 @@ def analyze_stack(raw: Mapping[str, Any], source: str = "stack config") -> tuple
     errors = errors_only(findings)
     if errors:
         raise ConfigError(errors, source)
-    # Last, the rendered objects against their schemas: what the API server would refuse mid-step. Rendering
-    # makes some 100,000 dicts and lists on a stack of 1000 services, and no garbage (see gc_paused).
+    # Last, the rendered objects: one object two things declare, and each object against its schema, what the API
+    # server would refuse mid-step. Rendering makes some 100,000 dicts and lists on a stack of 1000 services, and
+    # no garbage (see gc_paused).
     with gc_paused():
-        malformed = conformance_findings(render_stack(stack))
-    if malformed:
-        raise ConfigError(malformed, source)
+        owned = owned_manifests(stack)
+        refused = [*duplicate_objects(owned), *conformance_findings(m for _, m in owned)]
+    if refused:
+        raise ConfigError(refused, source)
     return stack, findings
 
 

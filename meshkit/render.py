@@ -553,28 +553,43 @@ def service_manifests(
     ]
 
 
+def object_name(manifest: Manifest) -> str:
+    """``Kind name.namespace`` (Flagger's habit), or ``Kind name`` for an object of the whole cluster."""
+    meta = manifest["metadata"]
+    return f"{manifest['kind']} {meta['name']}" + (f".{meta['namespace']}" if "namespace" in meta else "")
+
+
 def manifest_key(manifest: Manifest) -> tuple[int, str, str]:
     meta = manifest["metadata"]
     return (KIND_ORDER.index(manifest["kind"]), meta.get("namespace", ""), meta["name"])
 
 
-def render_stack(stack: StackConfig) -> list[Manifest]:
-    """Every manifest of a stack, sorted by kind, namespace and name."""
+def owned_manifests(stack: StackConfig) -> list[tuple[str, Manifest]]:
+    """Every manifest of a stack, unsorted, each with the config path of what declares it (``namespaces.demo``,
+    ``services.nginx``, ``services.nginx.versions.v2``, ``ingresses.shop``): whom a finding about it names."""
     # The ingresses and the Gateway API build on this module's route rules (meshkit/ingress.py and
     # meshkit/gatewayapi.py import it), hence imported here.
     from .gatewayapi import resolved_namespace, waypoint_of
     from .ingress import ingress_manifests
 
-    manifests = [
-        m
+    owned = [
+        (f"namespaces.{name}", m)
         for name in stack.namespaces
         for m in namespace_manifests(name, resolved_namespace(stack, name), stack.trust_domain)
     ]
     principals = caller_principals(stack)
     for name, svc in stack.services.items():
-        manifests += service_manifests(name, svc, principals, waypoint_of(stack, svc.namespace))
-    manifests += ingress_manifests(stack)
-    return sorted(manifests, key=manifest_key)
+        for m in service_manifests(name, svc, principals, waypoint_of(stack, svc.namespace)):
+            version = m["metadata"].get("labels", {}).get("version")  # a version's own objects carry its label
+            owned.append((f"services.{name}" + (f".versions.{version}" if version else ""), m))
+    for name, spec in stack.ingresses.items():
+        owned += [(f"ingresses.{name}", m) for m in ingress_manifests(name, spec, stack.services)]
+    return owned
+
+
+def render_stack(stack: StackConfig) -> list[Manifest]:
+    """Every manifest of a stack, sorted by kind, namespace and name."""
+    return sorted((m for _, m in owned_manifests(stack)), key=manifest_key)
 
 
 def manifests_to_yaml(manifests: list[Manifest]) -> str:

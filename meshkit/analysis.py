@@ -15,6 +15,7 @@ are noted beside each check so a reader can look up the Istio/Kiali meaning.
 from __future__ import annotations
 
 import difflib
+import json
 import re
 import types
 import typing
@@ -606,6 +607,50 @@ def duplicate_objects(owned: list[tuple[str, Manifest]]) -> Iterator[Finding]:
         first_owner.setdefault(key, owner)
 
 
+# The largest object the API server can store: etcd refuses a request over 1.5 MiB (the default of its
+# --max-request-bytes, https://etcd.io/docs/latest/dev-guide/limit/) with "etcdserver: request is too large", and
+# each object is written in one request. The API server's own limit on a request body, 3 MiB (MaxRequestBodyBytes
+# in k8s.io/apiserver), is the larger, so etcd's applies; what the server adds (managedFields) only adds to it.
+API_SERVER_MAX_OBJECT_BYTES = 1536 * 1024
+
+
+def _json_size(value: Any) -> int:
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
+
+
+def _largest_part(manifest: Manifest) -> tuple[str, int]:
+    """Where an object's bulk is: the child holding more than half of its parent, as deep as that goes."""
+    path: tuple[str | int, ...] = ()
+    node: Any = manifest
+    size = _json_size(node)
+    while isinstance(node, dict | list) and node:
+        children = list(node.items() if isinstance(node, dict) else enumerate(node))
+        key, child = max(children, key=lambda item: _json_size(item[1]))
+        if _json_size(child) * 2 <= size:
+            break
+        path, node, size = (*path, key), child, _json_size(child)
+    return format_path(path) or "(the whole object)", size
+
+
+def oversized_objects(owned: list[tuple[str, Manifest]]) -> Iterator[Finding]:
+    """Objects the API server cannot store (MK313): the step would stop midway, some objects written, not this."""
+    for owner, manifest in owned:
+        size = _json_size(manifest)
+        if size > API_SERVER_MAX_OBJECT_BYTES:
+            part, part_size = _largest_part(manifest)
+            fix = f"make it smaller: its largest part is {part} ({part_size} bytes)"
+            if owner.startswith("ingresses."):
+                fix += "; the ingress repeats each rule of a service it exposes once per path"
+            yield Finding(
+                owner,
+                "MK313",
+                f"{object_name(manifest)} would be {size} bytes as JSON, over the {API_SERVER_MAX_OBJECT_BYTES} bytes "
+                "(1.5 MiB) etcd stores in one object: the API server would refuse it, and the step would stop midway",
+                fix,
+                obj=object_name(manifest),
+            )
+
+
 def errors_only(findings: list[Finding]) -> list[Finding]:
     return [f for f in findings if f.severity is Severity.ERROR]
 
@@ -626,7 +671,8 @@ def analyze_stack(raw: Mapping[str, Any], source: str = "stack config") -> tuple
     # no garbage (see gc_paused).
     with gc_paused():
         owned = owned_manifests(stack)
-        refused = [*duplicate_objects(owned), *conformance_findings(m for _, m in owned)]
+        refused = [*duplicate_objects(owned), *oversized_objects(owned)]
+        refused += conformance_findings(m for _, m in owned)
     if refused:
         raise ConfigError(refused, source)
     return stack, findings

@@ -39,6 +39,7 @@ from .models import (
     StackConfig,
     duration_seconds,
     parse_image,
+    shown,
 )
 from .render import Manifest, object_name, owned_manifests
 
@@ -163,14 +164,14 @@ def _finding(item: Any, prefix: tuple[str, ...]) -> Finding:
     last = next((str(p) for p in reversed(loc) if isinstance(p, str) and p in _RANGE_CODES), "")
     code = _RANGE_CODES.get(last, "MK003") if kind in _RANGE_ERRORS else "MK003"
     value = item.get("input")
-    shown = f", got {value!r}" if not isinstance(value, (dict, list)) else ""
+    got = f", got {shown(value)}" if not isinstance(value, (dict, list)) else ""
     bounds = [f"{word} {ctx[key]}" for key, word in _BOUNDS if key in ctx]
     fix = (
         f"use a value {' and '.join(bounds)}"
         if bounds
         else _TYPE_FIXES.get(kind, "see the config reference in the README")
     )
-    message = f"{item['msg'][0].lower()}{item['msg'][1:]}{shown}"
+    message = f"{item['msg'][0].lower()}{item['msg'][1:]}{got}"
     return Finding(path, code, _YAML_WORDS.sub(lambda m: _YAML_WORD[m.group(0)], message), fix)
 
 

@@ -200,9 +200,13 @@ def _duration(value: str) -> str:
     return value
 
 
-def shown(value: str, limit: int = 60) -> str:
+def shown(value: object, limit: int = 60) -> str:
     """A value as a message quotes it: whole when short, else its start and its length."""
-    return repr(value) if len(value) <= limit else f"{value[:limit]!r}… ({len(value)} characters)"
+    if isinstance(value, int) and value.bit_length() > 64:
+        return f"a {value.bit_length()}-bit number"  # repr() refuses an integer of over 4300 digits
+    if isinstance(value, str) and len(value) > limit:
+        return f"{value[:limit]!r}… ({len(value)} characters)"
+    return repr(value)
 
 
 # Envoy answers 431 to a request whose headers add up to more than its max_request_headers_kb, 60 KiB unless
@@ -502,6 +506,8 @@ Percent = Annotated[float, BeforeValidator(_not_a_boolean), Field(ge=0, le=100)]
 """Not strict: ``pulumi config set --path`` stores a number that is not an integer (``5.5``) as a string."""
 Weight = Annotated[Count, Field(ge=0, le=100)]
 PortNumber = Annotated[Count, Field(ge=1, le=65535)]
+INT32_MAX = 2**31 - 1
+"""The largest value of Kubernetes' int32 fields (a probe's seconds), and of a user ID it accepts."""
 
 
 class MeshModel(BaseModel):
@@ -650,10 +656,10 @@ class Probe(MeshModel):
     http_get: HttpGetAction | None = None
     tcp_socket: TcpSocketAction | None = None
     exec_action: ExecAction | None = Field(default=None, alias="exec")
-    initial_delay_seconds: Count = Field(default=0, ge=0)
-    period_seconds: Count = Field(default=10, ge=1)
-    timeout_seconds: Count = Field(default=1, ge=1)
-    failure_threshold: Count = Field(default=3, ge=1)
+    initial_delay_seconds: Count = Field(default=0, ge=0, le=INT32_MAX)
+    period_seconds: Count = Field(default=10, ge=1, le=INT32_MAX)
+    timeout_seconds: Count = Field(default=1, ge=1, le=INT32_MAX)
+    failure_threshold: Count = Field(default=3, ge=1, le=INT32_MAX)
 
     @model_validator(mode="after")
     def _one_action(self) -> Probe:
@@ -726,7 +732,7 @@ class VersionSpec(MeshModel):
     NET_BIND_SERVICE)."""
     run_as_non_root: bool = False
     """Refuse to start the container as root; set it for images that run as a user."""
-    run_as_user: Count | None = Field(default=None, ge=0)
+    run_as_user: Count | None = Field(default=None, ge=0, le=INT32_MAX)
     read_only_root_filesystem: bool = False
     readiness_probe: Probe | None = None
     liveness_probe: Probe | None = None

@@ -5,7 +5,8 @@ meshkit's reader (meshkit/engine_yaml.py, meshkit/config.py) must arrive at the 
 ``check`` accepts is what ``up`` deploys. Four views of that:
 
 * a probe program records the ``meshkit:`` config exactly as the program receives it, for a file holding
-  every scalar of tests/test_engine_yaml.py's table, and the structures around them;
+  every scalar of tests/test_engine_yaml.py's table, and the structures around them, and for the numbers
+  written with a leading zero that ``check`` refuses, saying what the engine reads;
 * the real program deploys (render mode) a stack full of YAML 1.1 traps: the manifests the provider writes
   and the stack outputs equal what ``meshkit render`` and the summary make of the same file;
 * a key written twice: the engine stops, and ``check`` names the same two lines;
@@ -27,7 +28,7 @@ from meshkit.rollout import stack_summary
 from meshkit.step_scope import FINGERPRINTS_OUTPUT, fingerprints
 
 from ..scenario_data import SCENARIOS
-from ..test_engine_yaml import ENGINE_SCALARS
+from ..test_engine_yaml import ENGINE_SCALARS, LEADING_ZERO_SCALARS
 from .engine import PulumiProject, new_project
 
 pytestmark = pytest.mark.e2e
@@ -74,6 +75,18 @@ def test_every_scalar_reaches_the_program_as_check_reads_it(tmp_path: Path) -> N
     received = (tmp_path / "probe.txt").read_text(encoding="utf-8")
     # repr: the same values, of the same types, every mapping below the top in the same order
     assert received == repr(dict(sorted(_check_reading(project).items())))
+
+
+def test_a_number_with_a_leading_zero_reaches_the_program_as_checks_refusal_says(tmp_path: Path) -> None:
+    project = new_project(tmp_path, "probe")
+    (tmp_path / "__main__.py").write_text(PROBE, encoding="utf-8")
+    scalars = "\n".join(f"    s{i}: {text}" for i, (text, _) in enumerate(LEADING_ZERO_SCALARS))
+    project.use_stack_text("config:\n  meshkit:o:\n" + scalars + "\n")
+    project.pulumi("preview")
+    received = (tmp_path / "probe.txt").read_text(encoding="utf-8")
+    assert received == repr(
+        {"o": dict(sorted({f"s{i}": value for i, (_, value) in enumerate(LEADING_ZERO_SCALARS)}.items()))}
+    )
 
 
 TRAPS = """\

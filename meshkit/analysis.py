@@ -26,7 +26,7 @@ from pydantic import BaseModel, ValidationError
 
 from .conformance import conformance_findings
 from .errors import ConfigError, Finding, Severity
-from .gatewayapi import check_gateway_services
+from .gatewayapi import check_gateway_services, l7_rules
 from .gcpause import gc_paused
 from .ingress import check_ingresses
 from .models import (
@@ -338,25 +338,11 @@ def _check_ports(name: str, svc: ServiceSpec) -> Iterator[Finding]:
 HTTP_ROUTED_PROTOCOLS = frozenset({"http", "http2", "grpc", "grpc-web", "kubernetes.io/h2c", "kubernetes.io/ws"})
 
 
-def _l7_rules(svc: ServiceSpec) -> list[str]:
-    """What of ``svc``'s config only an HTTP route applies, named as the stack file names it."""
-    traffic = svc.traffic
-    rules = [
-        ("traffic.weights (several versions)", len(svc.versions) > 1),
-        ("traffic.routes", bool(traffic.routes)),
-        ("faults", bool(svc.faults)),
-        ("traffic.mirror", traffic.mirror is not None),
-        ("traffic.timeout", traffic.timeout is not None),
-        ("traffic.retries", traffic.retries is not None),
-    ]
-    return [rule for rule, present in rules if present]
-
-
 def _check_l7_port(name: str, svc: ServiceSpec) -> Iterator[Finding]:
     """L7 rules on the routed port of a protocol Istio does not route as HTTP are silently ignored (the
     canary takes traffic in proportion to its pods, a fault is never injected): refused."""
     routed = [p for p in svc.ports if svc.traffic.port in (None, p.port)]
-    rules = _l7_rules(svc)
+    rules = l7_rules(svc)
     if len(routed) != 1 or not rules:
         return  # several ports and no traffic.port is MK108's
     i, port = svc.ports.index(routed[0]), routed[0]
@@ -367,8 +353,8 @@ def _check_l7_port(name: str, svc: ServiceSpec) -> Iterator[Finding]:
     yield Finding(
         f"services.{name}.ports[{i}].{key}",
         "MK211",
-        f"port {port.port} speaks {protocol!r}, which Istio does not route as HTTP: {', '.join(rules)} would "
-        "be ignored (every version would take traffic in proportion to its pods)",
+        f"port {port.port} speaks {protocol!r}, which Istio does not route as HTTP, so its proxies would apply none "
+        "of the service's HTTP rules: " + "; ".join(f"{rule.what} ({rule.key}): {rule.lost}" for rule in rules),
         "if the port serves HTTP, name it http[-<suffix>] (or set appProtocol: http, http2 or grpc); otherwise "
         "keep one version and remove the HTTP rules",
         obj=f"Service {name}.{svc.namespace}",

@@ -372,7 +372,46 @@ def test_http_rules_on_a_port_istio_does_not_route_as_http_are_refused_naming_wh
     path, text = _one(nginx_stack(ports=[{"name": "tcp-web", "port": 8080, "targetPort": 80}]))
     assert path == "services.nginx.ports[0].name"
     assert text.startswith("MK211 port 8080 speaks 'tcp'")
-    assert "traffic.weights (several versions)" in text and "name it http" in text
+    assert "a split between 2 versions (versions): every version's pods would take requests in proportion" in text
+    assert "name it http" in text
+
+
+# Each rule a proxy that does not read HTTP cannot apply, and what the message says becomes of the requests.
+ALL_TO_V1 = {"weights": {"v1": 100}}
+TESTERS = {"headers": {"x-test": {"exact": "1"}}}
+L7_RULES = [
+    ({"traffic": {"weights": {"v1": 70, "v2": 30}}}, "versions", "whatever the weights say"),
+    ({"traffic": {**ALL_TO_V1, "timeout": "2s"}}, "traffic.timeout", "no timeout would cut"),
+    ({"traffic": {**ALL_TO_V1, "retries": {"attempts": 2}}}, "traffic.retries", "no failed request would be retried"),
+    ({"traffic": {**ALL_TO_V1, "mirror": {"version": "v2"}}}, "traffic.mirror", "no request would be mirrored"),
+    ({"traffic": ALL_TO_V1, "faults": [{"match": TESTERS, "abort": {"httpStatus": 500}}]}, "faults",
+     "no fault would be injected"),
+    ({"traffic": {**ALL_TO_V1, "routes": [{"match": TESTERS, "to": "v2"}]}}, "traffic.routes",
+     "no request would be routed by its headers or path"),
+    ({"traffic": ALL_TO_V1, "allowFrom": [{"service": "sleep", "paths": ["/admin/*"]}]}, "allowFrom[0]",
+     "every request it covers would be refused"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("service", "key", "lost"), L7_RULES)
+def test_an_l7_rule_on_a_tcp_port_says_what_becomes_of_the_requests_under_that_rule(
+    service: dict[str, Any], key: str, lost: str
+) -> None:
+    path, text = _one(nginx_stack(ports=[{"name": "tcp-web", "port": 8080, "targetPort": 80}], **service))
+    assert path == "services.nginx.ports[0].name"
+    assert f"({key}): " in text and lost in text
+
+
+@pytest.mark.parametrize(("service", "key", "lost"), L7_RULES)
+def test_an_l7_rule_in_an_ambient_namespace_without_a_waypoint_says_what_becomes_of_the_requests(
+    service: dict[str, Any], key: str, lost: str
+) -> None:
+    raw = _ambient_waypoint(False)
+    raw["services"]["nginx"].update(service)
+    raw["services"]["nginx"]["versions"]["v2"]["replicas"] = 1
+    problems = _problems(raw)
+    text = problems[f"services.nginx.{key}"]
+    assert text.startswith("MK804 namespace 'demo' is ambient with waypoint: false") and lost in text
 
 
 def test_a_tcp_service_with_one_version_and_no_http_rules_is_accepted() -> None:

@@ -42,6 +42,7 @@ from .models import (
     StringMatch,
     _re2_literal,
     duration_nanoseconds,
+    percent_text,
 )
 from .render import (
     Manifest,
@@ -421,7 +422,8 @@ def _check_service(name: str, svc: ServiceSpec) -> Iterator[Finding]:
             f"{base}.traffic.mirror.percentage",
             name,
             svc,
-            f"mirror percentage {traffic.mirror.percentage:g} has more decimals than a RequestMirror fraction holds",
+            f"mirror percentage {percent_text(traffic.mirror.percentage)} has more decimals than a RequestMirror "
+            "fraction holds",
             "round it to a few decimals",
         )
     if len(traffic.routes) + 1 > MAX_RULES:

@@ -200,12 +200,21 @@ def _duration(value: str) -> str:
     return value
 
 
+def percent_text(value: float) -> str:
+    """A percentage as it was written: ``12.5``, ``0.00001``, ``33.333333``, ``100`` (not ``1e-05`` or
+    ``33.3333``, as ``:g`` would write them): the shortest decimal that reads back as the same number."""
+    number = float(value)
+    return str(int(number)) if number.is_integer() else format(Decimal(repr(number)), "f")
+
+
 def shown(value: object, limit: int = 60) -> str:
     """A value as a message quotes it: whole when short, else its start and its length."""
     if isinstance(value, int) and value.bit_length() > 64:
         return f"a {value.bit_length()}-bit number"  # repr() refuses an integer of over 4300 digits
     if isinstance(value, str) and len(value) > limit:
         return f"{value[:limit]!r}… ({len(value)} characters)"
+    if isinstance(value, float) and not value.is_integer() and 1e-9 <= abs(value) < 1e16:
+        return percent_text(value)  # as written: -0.00001, not -1e-05
     return repr(value)
 
 

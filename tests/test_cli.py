@@ -192,6 +192,22 @@ def test_plan_against_deployed_outputs_and_a_new_stack(repo: Path, tmp_path: Pat
     assert "no stack file there" in result.output and "service" in result.output
 
 
+def test_plan_shows_percentages_as_written(repo: Path, tmp_path: Path) -> None:
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(json.dumps(stack_summary(scenario("A3"))))
+    raw = scenario_raw("A3")
+    raw["services"]["nginx"]["traffic"]["mirror"] = {"version": "v2", "percentage": 12.5}
+    raw["services"]["nginx"]["faults"] = [
+        {"match": {"headers": {"x-test": {"exact": "1"}}}, "delay": {"fixedDelay": "1s", "percentage": 33.333333},
+         "abort": {"httpStatus": 500, "percentage": 0.00001}}
+    ]  # fmt: skip
+    (repo / "stacks" / "Pulumi.prod.yaml").write_text(stack_file_text(raw))
+    result = meshkit("plan", "prod", "--base-file", str(outputs))
+    assert result.exit_code == 0, result.output
+    assert "delay 1s (33.333333%) + abort 500 (0.00001%) for x-test=1" in result.output
+    assert "v2 12.5%" in result.output and "12.50" not in result.output and "0.125" not in result.output
+
+
 def test_plan_with_an_unknown_base_is_an_error(repo: Path) -> None:
     result = meshkit("plan", "prod", "--base", "no-such-branch")
     assert result.exit_code == 1

@@ -527,3 +527,18 @@ def test_a_deployment_beyond_what_the_api_server_stores_names_the_version() -> N
     found, text = _one(raw)
     assert found == "services.nginx.versions.v1"
     assert "MK313 Deployment nginx-v1.demo" in text and "spec.template.spec.containers[0].env (" in text
+
+
+@pytest.mark.parametrize(
+    ("percentage", "shown"), [(-0.00001, "got -0.00001"), (100.5, "got 100.5"), (-12.5, "got -12.5")]
+)
+def test_a_percentage_out_of_range_is_shown_as_written(percentage: float, shown: str) -> None:
+    path, text = _one(nginx_stack(faults=[{"abort": {"httpStatus": 500, "percentage": percentage}}]))
+    assert path == "services.nginx.faults[0].abort.percentage" and text.startswith("MK305") and shown in text
+
+
+def test_a_mirror_percentage_the_gateway_api_cannot_hold_is_shown_as_written() -> None:
+    raw = nginx_stack(traffic={"api": "gateway", "weights": {"v1": 70, "v2": 30}})
+    raw["services"]["nginx"]["traffic"]["mirror"] = {"version": "v2", "percentage": 0.00000001}
+    path, text = _one(raw)
+    assert path == "services.nginx.traffic.mirror.percentage" and "mirror percentage 0.00000001 has more" in text

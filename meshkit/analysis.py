@@ -553,13 +553,14 @@ def _check_security(stack: StackConfig) -> Iterator[Finding]:
                 )
 
 
-def check_stack(stack: StackConfig) -> list[Finding]:
-    """Every cross-object finding of a validated stack config, errors and warnings, sorted by path."""
+def check_stack(stack: StackConfig, deployed: Mapping[str, Any] | None = None) -> list[Finding]:
+    """Every cross-object finding of a validated stack config, errors and warnings, sorted by path; ``deployed``,
+    the outputs of the last deployment when known, tells which ingress was there first (MK705)."""
     findings = [f for name, svc in stack.services.items() for f in _check_service(stack, name, svc)]
     findings += _check_calls(stack)
     findings += _check_fault_budgets(stack)
     findings += _check_security(stack)
-    findings += check_ingresses(stack)
+    findings += check_ingresses(stack, (deployed or {}).get("ingresses") or {})
     findings += check_gateway_services(stack)
     return sorted(findings)
 
@@ -642,14 +643,16 @@ def errors_only(findings: list[Finding]) -> list[Finding]:
     return [f for f in findings if f.severity is Severity.ERROR]
 
 
-def analyze_stack(raw: Mapping[str, Any], source: str = "stack config") -> tuple[StackConfig, list[Finding]]:
+def analyze_stack(
+    raw: Mapping[str, Any], source: str = "stack config", deployed: Mapping[str, Any] | None = None
+) -> tuple[StackConfig, list[Finding]]:
     """Parse and check a stack config once: raise :class:`ConfigError` listing every error found, or
-    return the stack with its warnings."""
+    return the stack with its warnings (``deployed``: see :func:`check_stack`)."""
     try:
         stack = StackConfig.model_validate(raw)
     except ValidationError as err:
         raise ConfigError(findings_from_validation_error(err), source) from None
-    findings = check_stack(stack)
+    findings = check_stack(stack, deployed)
     errors = errors_only(findings)
     if errors:
         raise ConfigError(errors, source)

@@ -148,7 +148,7 @@ def check(
     def body() -> int:
         base, previous = _check_base(path, name, deployed, not no_base)
         try:
-            config, findings = analyze_stack(read_stack_file_keys(path), str(path))
+            config, findings = analyze_stack(read_stack_file_keys(path), str(path), previous)
             if previous is not None:
                 findings += check_rollout(config, previous)
         except ConfigError as error:

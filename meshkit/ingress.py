@@ -14,7 +14,7 @@ own Service (``<service>-<version>``, its HTTPRoute's backend) instead of a subs
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 
 from .errors import Finding
 from .gatewayapi import backend_port, waypoint_of
@@ -288,9 +288,36 @@ def _check_paths(name: str, spec: IngressSpec, i: int) -> Iterator[Finding]:
             break
 
 
-def check_ingresses(stack: StackConfig) -> Iterator[Finding]:
-    """Every cross-object finding about the stack's ingresses."""
-    seen: list[tuple[str, IngressSpec]] = []
+def _check_shared_hosts(stack: StackConfig, deployed: Collection[str]) -> Iterator[Finding]:
+    """Two ingresses serving overlapping hosts on one port of the same gateway pods (MK705). Istio keeps the
+    servers of the Gateway created first (of two created in one second, the first by name) and drops the other's;
+    an ingress of the last deployment was created before any new one. The finding is on the one dropped."""
+    first = sorted(stack.ingresses, key=lambda name: (name not in deployed, name))
+    for i, name in enumerate(first):
+        spec = stack.ingresses[name]
+        for other_name in first[:i]:
+            other = stack.ingresses[other_name]
+            served = [host for host in other.hosts if any(_hosts_overlap(host, mine) for mine in spec.hosts)]
+            if other.selector != spec.selector or other.listen_port != spec.listen_port or not served:
+                continue
+            mine = [host for host in spec.hosts if any(_hosts_overlap(host, theirs) for theirs in other.hosts)]
+            why = (
+                "it is deployed, and Istio keeps the Gateway created first"
+                if other_name in deployed and name not in deployed
+                else "Istio keeps the Gateway created first, and of two created together the first by name"
+            )
+            yield Finding(
+                f"ingresses.{name}.hosts",
+                "MK705",
+                f"ingress {other_name!r} already serves {', '.join(served)} on port {spec.listen_port} of the same "
+                f"gateway pods ({why}): Istio would drop this ingress's routes for {', '.join(mine)}",
+                f"give this ingress other hosts or another port, or put its routes under ingress {other_name!r}",
+                obj=f"Gateway {name}.{spec.namespace}",
+            )
+
+
+def check_ingresses(stack: StackConfig, deployed: Collection[str] = ()) -> Iterator[Finding]:
+    """Every cross-object finding about the stack's ingresses; ``deployed`` names those of the last deployment."""
     for name, spec in stack.ingresses.items():
         base = f"ingresses.{name}"
         if spec.namespace not in stack.namespaces:
@@ -312,17 +339,4 @@ def check_ingresses(stack: StackConfig) -> Iterator[Finding]:
         for i in range(len(spec.routes)):
             yield from _check_route(stack, name, spec, i)
             yield from _check_paths(name, spec, i)
-        for other_name, other in seen:
-            shared = [
-                host for host in spec.hosts if any(_hosts_overlap(host, other_host) for other_host in other.hosts)
-            ]
-            if other.selector == spec.selector and other.listen_port == spec.listen_port and shared:
-                yield Finding(
-                    f"{base}.hosts",
-                    "MK705",
-                    f"ingress {other_name!r} already serves {', '.join(shared)} on port {spec.listen_port} of the same "
-                    "gateway pods: Istio keeps one of the two servers and drops the other's routes",
-                    "give this ingress other hosts or another port, or put its routes under the other ingress",
-                    obj=f"Gateway {name}.{spec.namespace}",
-                )
-        seen.append((name, spec))
+    yield from _check_shared_hosts(stack, deployed)

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from meshkit.analysis import validate_stack
+from meshkit.analysis import _unwrap, validate_stack
 from meshkit.config import parse_stack_file_text
 from meshkit.errors import ConfigError
 from meshkit.models import StackConfig
@@ -37,26 +37,14 @@ NAMES = {
 }  # fmt: skip
 
 
-def _shape(annotation: Any) -> tuple[str, Any]:
-    """``("list" | "dict", item type)`` for a container field, else ``("leaf", annotation)``."""
+def _container(annotation: Any) -> str:
+    """``list`` or ``dict`` for a field that holds one (or may: Optional, a union), else ``""``."""
     origin = typing.get_origin(annotation)
     if origin is typing.Annotated:
-        return _shape(typing.get_args(annotation)[0])
+        return _container(typing.get_args(annotation)[0])
     if origin in (typing.Union, types.UnionType):
-        shapes = [_shape(arg) for arg in typing.get_args(annotation)]
-        return next((s for s in shapes if s[0] != "leaf"), ("leaf", annotation))
-    if origin in (list, dict):
-        return ("list" if origin is list else "dict"), typing.get_args(annotation)[-1]
-    return "leaf", annotation
-
-
-def _models(annotation: Any) -> list[type[BaseModel]]:
-    origin = typing.get_origin(annotation)
-    if origin is typing.Annotated:
-        return _models(typing.get_args(annotation)[0])
-    if origin in (typing.Union, types.UnionType):
-        return [m for arg in typing.get_args(annotation) for m in _models(arg)]
-    return [annotation] if isinstance(annotation, type) and issubclass(annotation, BaseModel) else []
+        return next(filter(None, map(_container, typing.get_args(annotation))), "")
+    return "list" if origin is list else "dict" if origin is dict else ""
 
 
 def _positions(model: type[BaseModel], prefix: tuple[str | int, ...] = ()) -> Iterator[tuple[str | int, ...]]:
@@ -64,11 +52,11 @@ def _positions(model: type[BaseModel], prefix: tuple[str | int, ...] = ()) -> It
         key = field.alias or name
         path = (*prefix, key)
         yield path
-        kind, inner = _shape(field.annotation)
-        if kind != "leaf":
-            path = (*path, 0 if kind == "list" else NAMES.get(key, "k"))
+        container = _container(field.annotation)
+        if container:
+            path = (*path, 0 if container == "list" else NAMES.get(key, "k"))
             yield path
-        for nested in _models(inner if kind != "leaf" else field.annotation):
+        for nested in _unwrap(field.annotation):  # the models a field holds, in a list or dict too
             yield from _positions(nested, path)
 
 

@@ -15,6 +15,7 @@ are noted beside each check so a reader can look up the Istio/Kiali meaning.
 from __future__ import annotations
 
 import difflib
+import json
 import re
 import types
 import typing
@@ -25,7 +26,7 @@ from pydantic import BaseModel, ValidationError
 
 from .conformance import conformance_findings
 from .errors import ConfigError, Finding, Severity
-from .gatewayapi import check_gateway_services
+from .gatewayapi import check_gateway_services, l7_rules
 from .gcpause import gc_paused
 from .ingress import check_ingresses
 from .models import (
@@ -38,8 +39,9 @@ from .models import (
     StackConfig,
     duration_seconds,
     parse_image,
+    shown,
 )
-from .render import deployment_name, render_stack
+from .render import Manifest, object_name, owned_manifests
 
 # --- pydantic errors → findings ---------------------------------------------------------------------
 
@@ -162,14 +164,14 @@ def _finding(item: Any, prefix: tuple[str, ...]) -> Finding:
     last = next((str(p) for p in reversed(loc) if isinstance(p, str) and p in _RANGE_CODES), "")
     code = _RANGE_CODES.get(last, "MK003") if kind in _RANGE_ERRORS else "MK003"
     value = item.get("input")
-    shown = f", got {value!r}" if not isinstance(value, (dict, list)) else ""
+    got = f", got {shown(value)}" if not isinstance(value, (dict, list)) else ""
     bounds = [f"{word} {ctx[key]}" for key, word in _BOUNDS if key in ctx]
     fix = (
         f"use a value {' and '.join(bounds)}"
         if bounds
         else _TYPE_FIXES.get(kind, "see the config reference in the README")
     )
-    message = f"{item['msg'][0].lower()}{item['msg'][1:]}{shown}"
+    message = f"{item['msg'][0].lower()}{item['msg'][1:]}{got}"
     return Finding(path, code, _YAML_WORDS.sub(lambda m: _YAML_WORD[m.group(0)], message), fix)
 
 
@@ -336,25 +338,11 @@ def _check_ports(name: str, svc: ServiceSpec) -> Iterator[Finding]:
 HTTP_ROUTED_PROTOCOLS = frozenset({"http", "http2", "grpc", "grpc-web", "kubernetes.io/h2c", "kubernetes.io/ws"})
 
 
-def _l7_rules(svc: ServiceSpec) -> list[str]:
-    """What of ``svc``'s config only an HTTP route applies, named as the stack file names it."""
-    traffic = svc.traffic
-    rules = [
-        ("traffic.weights (several versions)", len(svc.versions) > 1),
-        ("traffic.routes", bool(traffic.routes)),
-        ("faults", bool(svc.faults)),
-        ("traffic.mirror", traffic.mirror is not None),
-        ("traffic.timeout", traffic.timeout is not None),
-        ("traffic.retries", traffic.retries is not None),
-    ]
-    return [rule for rule, present in rules if present]
-
-
 def _check_l7_port(name: str, svc: ServiceSpec) -> Iterator[Finding]:
     """L7 rules on the routed port of a protocol Istio does not route as HTTP are silently ignored (the
     canary takes traffic in proportion to its pods, a fault is never injected): refused."""
     routed = [p for p in svc.ports if svc.traffic.port in (None, p.port)]
-    rules = _l7_rules(svc)
+    rules = l7_rules(svc)
     if len(routed) != 1 or not rules:
         return  # several ports and no traffic.port is MK108's
     i, port = svc.ports.index(routed[0]), routed[0]
@@ -365,8 +353,8 @@ def _check_l7_port(name: str, svc: ServiceSpec) -> Iterator[Finding]:
     yield Finding(
         f"services.{name}.ports[{i}].{key}",
         "MK211",
-        f"port {port.port} speaks {protocol!r}, which Istio does not route as HTTP: {', '.join(rules)} would "
-        "be ignored (every version would take traffic in proportion to its pods)",
+        f"port {port.port} speaks {protocol!r}, which Istio does not route as HTTP, so its proxies would apply none "
+        "of the service's HTTP rules: " + "; ".join(f"{rule.what} ({rule.key}): {rule.lost}" for rule in rules),
         "if the port serves HTTP, name it http[-<suffix>] (or set appProtocol: http, http2 or grpc); otherwise "
         "keep one version and remove the HTTP rules",
         obj=f"Service {name}.{svc.namespace}",
@@ -397,26 +385,6 @@ def _check_rule_order(name: str, svc: ServiceSpec) -> Iterator[Finding]:
                     obj=_vs(name, svc),
                 )
             first_with.setdefault(key, i)
-
-
-def _check_deployment_names(stack: StackConfig) -> Iterator[Finding]:
-    """Two (service, version) pairs whose Deployments get one name in one namespace (``a-b`` v1 and ``a``
-    ``b-v1``): one would overwrite the other, and its route would send traffic to the other's pods."""
-    owners: dict[tuple[str, str], str] = {}
-    for name, svc in stack.services.items():
-        for version in svc.versions:
-            key = (svc.namespace, deployment_name(name, version))
-            path = f"services.{name}.versions.{version}"
-            if key in owners:
-                yield Finding(
-                    path,
-                    "MK212",
-                    f"its Deployment would be named {key[1]!r} in namespace {key[0]!r}, like that of {owners[key]}: "
-                    "one object, two owners",
-                    "rename this version or the other one (Deployments are named <service>-<version>)",
-                    obj=f"Deployment {key[1]}.{key[0]}",
-                )
-            owners.setdefault(key, path)
 
 
 def _check_calls(stack: StackConfig) -> Iterator[Finding]:
@@ -585,39 +553,118 @@ def _check_security(stack: StackConfig) -> Iterator[Finding]:
                 )
 
 
-def check_stack(stack: StackConfig) -> list[Finding]:
-    """Every cross-object finding of a validated stack config, errors and warnings, sorted by path."""
+def check_stack(stack: StackConfig, deployed: Mapping[str, Any] | None = None) -> list[Finding]:
+    """Every cross-object finding of a validated stack config, errors and warnings, sorted by path; ``deployed``,
+    the outputs of the last deployment when known, tells which ingress was there first (MK705)."""
     findings = [f for name, svc in stack.services.items() for f in _check_service(stack, name, svc)]
     findings += _check_calls(stack)
-    findings += _check_deployment_names(stack)
     findings += _check_fault_budgets(stack)
     findings += _check_security(stack)
-    findings += check_ingresses(stack)
+    findings += check_ingresses(stack, (deployed or {}).get("ingresses") or {})
     findings += check_gateway_services(stack)
     return sorted(findings)
+
+
+def _object_key(manifest: Manifest) -> tuple[str, str, str, str]:
+    meta = manifest["metadata"]
+    group = manifest["apiVersion"].rpartition("/")[0]  # two versions of one group's kind are one object
+    return group, manifest["kind"], meta.get("namespace", ""), meta["name"]
+
+
+def duplicate_objects(owned: list[tuple[str, Manifest]]) -> Iterator[Finding]:
+    """Two things of the stack that render one object (its group, kind, namespace and name), e.g. service ``a-b``
+    version ``v1`` and service ``a`` version ``b-v1`` (Deployment ``a-b-v1``), or a service named ``allow-nothing``
+    beside a deny-by-default namespace: the later write replaces the earlier, each owner's routes or policy then
+    apply to the other's object (MK212)."""
+    first_owner: dict[tuple[str, str, str, str], str] = {}
+    for owner, manifest in owned:
+        key = _object_key(manifest)
+        if key in first_owner:
+            other = first_owner[key]
+            yield Finding(
+                owner,
+                "MK212",
+                f"{object_name(manifest)} would be declared both by {other} and by this: one object, two owners "
+                "(whichever is written last replaces the other)",
+                # A namespace's own objects have names of meshkit's (allow-nothing, default, …).
+                f"rename {owner}: {key[3]!r} is the name meshkit gives that object of {other}"
+                if other.startswith("namespaces.")
+                else f"rename {owner} or {other}: both make the name {key[3]!r}",
+                obj=object_name(manifest),
+            )
+        first_owner.setdefault(key, owner)
+
+
+# The largest object the API server can store: etcd refuses a request over 1.5 MiB (the default of its
+# --max-request-bytes, https://etcd.io/docs/latest/dev-guide/limit/) with "etcdserver: request is too large", and
+# each object is written in one request. The API server's own limit on a request body, 3 MiB (MaxRequestBodyBytes
+# in k8s.io/apiserver), is the larger, so etcd's applies; what the server adds (managedFields) only adds to it.
+API_SERVER_MAX_OBJECT_BYTES = 1536 * 1024
+
+
+def _json_size(value: Any) -> int:
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
+
+
+def _largest_part(manifest: Manifest) -> tuple[str, int]:
+    """Where an object's bulk is: the child holding more than half of its parent, as deep as that goes."""
+    path: tuple[str | int, ...] = ()
+    node: Any = manifest
+    size = _json_size(node)
+    while isinstance(node, dict | list) and node:
+        children = list(node.items() if isinstance(node, dict) else enumerate(node))
+        key, child = max(children, key=lambda item: _json_size(item[1]))
+        if _json_size(child) * 2 <= size:
+            break
+        path, node, size = (*path, key), child, _json_size(child)
+    return format_path(path) or "(the whole object)", size
+
+
+def oversized_objects(owned: list[tuple[str, Manifest]]) -> Iterator[Finding]:
+    """Objects the API server cannot store (MK313): the step would stop midway, some objects written, not this."""
+    for owner, manifest in owned:
+        size = _json_size(manifest)
+        if size > API_SERVER_MAX_OBJECT_BYTES:
+            part, part_size = _largest_part(manifest)
+            fix = f"make it smaller: its largest part is {part} ({part_size} bytes)"
+            if owner.startswith("ingresses."):
+                fix += "; the ingress repeats each rule of a service it exposes once per path"
+            yield Finding(
+                owner,
+                "MK313",
+                f"{object_name(manifest)} would be {size} bytes as JSON, over the {API_SERVER_MAX_OBJECT_BYTES} bytes "
+                "(1.5 MiB) etcd stores in one object: the API server would refuse it, and the step would stop midway",
+                fix,
+                obj=object_name(manifest),
+            )
 
 
 def errors_only(findings: list[Finding]) -> list[Finding]:
     return [f for f in findings if f.severity is Severity.ERROR]
 
 
-def analyze_stack(raw: Mapping[str, Any], source: str = "stack config") -> tuple[StackConfig, list[Finding]]:
+def analyze_stack(
+    raw: Mapping[str, Any], source: str = "stack config", deployed: Mapping[str, Any] | None = None
+) -> tuple[StackConfig, list[Finding]]:
     """Parse and check a stack config once: raise :class:`ConfigError` listing every error found, or
-    return the stack with its warnings."""
+    return the stack with its warnings (``deployed``: see :func:`check_stack`)."""
     try:
         stack = StackConfig.model_validate(raw)
     except ValidationError as err:
         raise ConfigError(findings_from_validation_error(err), source) from None
-    findings = check_stack(stack)
+    findings = check_stack(stack, deployed)
     errors = errors_only(findings)
     if errors:
         raise ConfigError(errors, source)
-    # Last, the rendered objects against their schemas: what the API server would refuse mid-step. Rendering
-    # makes some 100,000 dicts and lists on a stack of 1000 services, and no garbage (see gc_paused).
+    # Last, the rendered objects: one object two things declare, and each object against its schema, what the API
+    # server would refuse mid-step. Rendering makes some 100,000 dicts and lists on a stack of 1000 services, and
+    # no garbage (see gc_paused).
     with gc_paused():
-        malformed = conformance_findings(render_stack(stack))
-    if malformed:
-        raise ConfigError(malformed, source)
+        owned = owned_manifests(stack)
+        refused = [*duplicate_objects(owned), *oversized_objects(owned)]
+        refused += conformance_findings(m for _, m in owned)
+    if refused:
+        raise ConfigError(refused, source)
     return stack, findings
 
 

@@ -149,7 +149,7 @@ def check(
     def body() -> int:
         base, previous = _check_base(path, name, deployed, not no_base)
         try:
-            config, findings = analyze_stack(read_stack_file_keys(path), str(path))
+            config, findings = analyze_stack(read_stack_file_keys(path), str(path), previous)
             if previous is not None:
                 findings += check_rollout(config, previous)
         except ConfigError as error:
@@ -374,8 +374,12 @@ def step(
 
 
 def manifest_file_name(manifest: Manifest) -> str:
+    """``<kind>[.<group>]_[<namespace>_]<name>.yaml``, one file per object: no kind, group, namespace or name holds
+    '_', so two objects never share a file (not even an Istio Gateway and a Gateway API Gateway of one name)."""
     meta = manifest["metadata"]
-    return f"{manifest['kind'].lower()}-{meta.get('namespace', 'cluster')}-{meta['name']}.yaml"
+    group = manifest["apiVersion"].rpartition("/")[0]
+    kind = manifest["kind"].lower() + (f".{group}" if group else "")
+    return "_".join([kind, *([meta["namespace"]] if "namespace" in meta else []), meta["name"]]) + ".yaml"
 
 
 @app.command()
@@ -395,9 +399,10 @@ def render(
             output.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise MeshkitError(f"{output}: cannot make the directory: {error.strerror or error}") from None
-        for manifest in manifests:
-            _write(output / manifest_file_name(manifest), manifests_to_yaml([manifest]).encode("utf-8"))
-        out.print(f"{len(manifests)} manifests written to {output}", markup=False)
+        files = {manifest_file_name(manifest): manifest for manifest in manifests}
+        for name, manifest in files.items():
+            _write(output / name, manifests_to_yaml([manifest]).encode("utf-8"))
+        out.print(f"{len(files)} manifests written to {output}", markup=False)
         return 0
 
     _run(body)

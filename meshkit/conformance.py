@@ -41,7 +41,7 @@ import yaml
 
 from .errors import Finding
 from .gcpause import gc_paused
-from .render import Manifest
+from .render import Manifest, object_name
 
 if TYPE_CHECKING:
     import jsonschema_rs
@@ -299,9 +299,6 @@ def conformance_findings(manifests: Iterable[Manifest]) -> list[Finding]:
     findings = []
     for manifest in manifests:
         metadata = manifest["metadata"]
-        obj = f"{manifest['kind']} {metadata['name']}" + (
-            f".{metadata['namespace']}" if "namespace" in metadata else ""
-        )
         for error in schema_errors(manifest):
             findings.append(
                 Finding(
@@ -310,7 +307,7 @@ def conformance_findings(manifests: Iterable[Manifest]) -> list[Finding]:
                     f"the rendered object does not conform to its schema (Istio {ISTIO_VERSION} and Gateway API "
                     f"{GATEWAY_API_VERSION} CRDs, Kubernetes {KUBERNETES_VERSION}): {error}",
                     "report this as a meshkit defect with the stack file; meanwhile change the value named",
-                    obj=obj,
+                    obj=object_name(manifest),
                 )
             )
     return findings

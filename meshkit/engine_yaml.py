@@ -32,6 +32,8 @@ import calendar
 import codecs
 import math
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -98,6 +100,8 @@ _NAMED: dict[str, Any] = {
 # Go's ParseInt(s, 0, 64) syntax, once underscores are gone; a lone leading 0 means octal.
 _GO_INT = re.compile(r"([+-]?)(0[bB][01]+|0[oO][0-7]+|0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)")
 _GO_BASES = {"b": 2, "B": 2, "o": 8, "O": 8, "x": 16, "X": 16}
+# A number written with a leading zero (010, 08, 0_7, -012): the engine reads octal where it can.
+_LEADING_ZERO = re.compile(r"[-+]?0[0-9_]")
 _YAML_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
 _DOT_FLOAT = re.compile(r"\.[0-9]+([eE][-+]?[0-9]+)?")
 # The layouts yaml.v3 tries: "2006-1-2T15:4:5.999999999Z07:00" (T or t), "2006-1-2 15:4:5.999999999",
@@ -313,6 +317,8 @@ class _Reader:
         if tag is None or tag == "!":
             # A plain scalar (yaml.v3 resolves one tagged "!" too); quoted and block scalars are strings.
             value = text if event.style else resolve_plain(text)
+            if not event.style and not is_key and _LEADING_ZERO.match(text) and isinstance(value, int | float):
+                self.leading_zero(text, value, self.where(frame, is_key), _line(event))
         elif tag == _STR:
             value = text
         elif tag in _RESOLVED_TAGS:
@@ -356,6 +362,25 @@ class _Reader:
             )
             value = str(value)
         return value
+
+    def leading_zero(self, text: str, value: float, path: Path, line: int) -> None:
+        """A number written with a leading zero: the engine (YAML 1.2, Go) reads 010 as octal 8 and 08 as 8, YAML
+        1.1 readers 08 as text; the reader of the file cannot tell what was meant."""
+        written = text.replace("_", "")
+        decimal = int(written, 10) if written.lstrip("+-").isdigit() else value
+        if decimal != value:
+            read = f"the octal number {value}, not {decimal}"
+            fix = f"write {decimal}, or {value} if you meant octal {text}"
+        else:
+            read = f"{value}, but YAML readers disagree on such numbers (octal to some, text to others)"
+            fix = f"write {value}"
+        self.problem(
+            "MK006",
+            path,
+            f"line {line}: {text} has a leading zero, and the Pulumi engine reads it as {read}",
+            f"{fix}; quote it ('{text}') if it is text",
+            carried=True,
+        )
 
     def alias(self, event: AliasEvent, frame: _Frame | None, is_key: bool) -> tuple[Any, int]:
         name = event.anchor
@@ -535,6 +560,28 @@ def event_loader(text: str) -> Any:
     return (getattr(yaml, "CSafeLoader", None) or yaml.SafeLoader)(text)
 
 
+# libyaml 0.2.6 (in PyYAML 6.0.4's wheels) stops at 1000 levels of nesting, counted while scanning ahead, so a
+# file the engine reads (up to MAX_DEPTH) would be "not valid YAML" at (file). Its limit is process-wide: lifted
+# for one read, as libyaml 0.2.5 had none, and put back after. The reader refuses past MAX_DEPTH itself.
+_LIBYAML = getattr(yaml, "_yaml", None)
+_NO_NESTING_LIMIT = 2**31 - 1  # a C int
+
+
+@contextmanager
+def _engine_nesting() -> Iterator[None]:
+    get_limit = getattr(_LIBYAML, "_get_max_nest_level", None)
+    set_limit = getattr(_LIBYAML, "_set_max_nest_level", None)
+    if get_limit is None or set_limit is None:
+        yield
+        return
+    before = get_limit()
+    set_limit(_NO_NESTING_LIMIT)
+    try:
+        yield
+    finally:
+        set_limit(before)
+
+
 def read_yaml(text: str, carried_under: str | None = "config", sort_keys: bool = True) -> Reading:
     """The first document of ``text`` as the Pulumi engine reads it, and the problems found.
 
@@ -544,13 +591,14 @@ def read_yaml(text: str, carried_under: str | None = "config", sort_keys: bool =
     does not.
     """
     reader = _Reader(carried_under, sort_keys)
-    loader = event_loader(text)
-    try:
-        document = reader.read(loader)
-    except yaml.YAMLError as err:
-        return Reading(None, [Problem("MK004", (), f"not valid YAML: {err}", "fix the YAML syntax")])
-    finally:
-        loader.dispose()
+    with _engine_nesting():
+        loader = event_loader(text)
+        try:
+            document = reader.read(loader)
+        except yaml.YAMLError as err:
+            return Reading(None, [Problem("MK004", (), f"not valid YAML: {err}", "fix the YAML syntax")])
+        finally:
+            loader.dispose()
     problems = [p for p in reader.problems if not p.carried or reader.carried(p.path)]
     return Reading(document, problems)
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from decimal import Decimal
 from itertools import combinations
 
@@ -41,6 +42,7 @@ from .models import (
     StringMatch,
     _re2_literal,
     duration_nanoseconds,
+    percent_text,
 )
 from .render import (
     Manifest,
@@ -420,7 +422,8 @@ def _check_service(name: str, svc: ServiceSpec) -> Iterator[Finding]:
             f"{base}.traffic.mirror.percentage",
             name,
             svc,
-            f"mirror percentage {traffic.mirror.percentage:g} has more decimals than a RequestMirror fraction holds",
+            f"mirror percentage {percent_text(traffic.mirror.percentage)} has more decimals than a RequestMirror "
+            "fraction holds",
             "round it to a few decimals",
         )
     if len(traffic.routes) + 1 > MAX_RULES:
@@ -445,25 +448,47 @@ def _check_service(name: str, svc: ServiceSpec) -> Iterator[Finding]:
     yield from _check_order(name, svc)
 
 
-def l7_rules(svc: ServiceSpec) -> list[tuple[str, str]]:
-    """What of a service only a proxy that reads HTTP can apply (``(config path suffix, what)``): in an ambient
-    namespace, ztunnel balances a Service's requests over all its pods, whatever the weights say."""
-    found: list[tuple[str, str]] = []
+@dataclass(frozen=True)
+class L7Rule:
+    """A rule of a service that only a proxy reading HTTP applies: its config path below ``services.<name>``,
+    what it is, and what happens to requests where no such proxy applies it."""
+
+    key: str
+    what: str
+    lost: str
+
+
+def l7_rules(svc: ServiceSpec) -> list[L7Rule]:
+    """What of a service only a proxy that reads HTTP can apply (ztunnel in an ambient namespace without a waypoint,
+    a sidecar on a port it proxies as bytes: neither does)."""
     traffic = svc.traffic
+    found = []
     if len(svc.versions) > 1:
-        found.append(("versions", f"a split between {len(svc.versions)} versions"))
-    for key, value, what in (
-        ("traffic.routes", traffic.routes, "request routes"),
-        ("traffic.timeout", traffic.timeout, "a timeout"),
-        ("traffic.retries", traffic.retries, "retries"),
-        ("traffic.mirror", traffic.mirror, "a mirror"),
-        ("faults", svc.faults, "fault injection"),
+        found.append(
+            L7Rule(
+                "versions",
+                f"a split between {len(svc.versions)} versions",
+                "every version's pods would take requests in proportion to their number, whatever the weights say",
+            )
+        )
+    for key, value, what, lost in (
+        ("traffic.routes", traffic.routes, "request routes", "no request would be routed by its headers or path"),
+        ("traffic.timeout", traffic.timeout, "a timeout", "no timeout would cut a slow request short"),
+        ("traffic.retries", traffic.retries, "retries", "no failed request would be retried"),
+        ("traffic.mirror", traffic.mirror, "a mirror", "no request would be mirrored"),
+        ("faults", svc.faults, "fault injection", "no fault would be injected"),
     ):
         if value:
-            found.append((key, what))
+            found.append(L7Rule(key, what, lost))
     for i, rule in enumerate(svc.allow_from or []):
         if rule.methods or rule.paths:
-            found.append((f"allowFrom[{i}]", "an allow rule on methods or paths"))
+            found.append(
+                L7Rule(
+                    f"allowFrom[{i}]",
+                    "an allow rule on methods or paths",
+                    "the rule could not be checked, so every request it covers would be refused",
+                )
+            )
     return found
 
 
@@ -474,17 +499,12 @@ def _check_waypoints(stack: StackConfig) -> Iterator[Finding]:
         namespace = stack.namespaces.get(svc.namespace)
         if namespace is None or namespace.dataplane != "ambient" or namespace.waypoint is not False:
             continue
-        for key, what in l7_rules(svc):
+        for rule in l7_rules(svc):
             yield Finding(
-                f"services.{name}.{key}",
+                f"services.{name}.{rule.key}",
                 "MK804",
-                f"namespace {svc.namespace!r} is ambient with waypoint: false, and {what} cannot be applied without "
-                "a waypoint: ztunnel forwards at L4 only, so "
-                + (
-                    "it would refuse every request this policy covers"
-                    if key.startswith("allowFrom")
-                    else "requests would go to every version's pods alike, whatever the routes say"
-                ),
+                f"namespace {svc.namespace!r} is ambient with waypoint: false, and {rule.what} needs a waypoint "
+                f"(ztunnel forwards at L4 only): {rule.lost}",
                 f"remove waypoint: false from namespaces.{svc.namespace} (or name the waypoint), or drop the L7 rule",
                 obj=f"Namespace {svc.namespace}",
             )

@@ -14,11 +14,11 @@ own Service (``<service>-<version>``, its HTTPRoute's backend) instead of a subs
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 
 from .errors import Finding
 from .gatewayapi import backend_port, waypoint_of
-from .models import IngressRoute, IngressSpec, ServiceSpec, StackConfig, StringMatch
+from .models import AllowRule, IngressRoute, IngressSpec, ServiceSpec, StackConfig, StringMatch
 from .render import (
     ISTIO_NETWORKING,
     Manifest,
@@ -114,6 +114,11 @@ def ingress_virtual_service_manifest(name: str, spec: IngressSpec, services: Map
     }
 
 
+def ingress_manifests(name: str, spec: IngressSpec, services: Mapping[str, ServiceSpec]) -> list[Manifest]:
+    """An ingress's objects: its Gateway and the routes bound to it."""
+    return [gateway_manifest(name, spec), ingress_virtual_service_manifest(name, spec, services)]
+
+
 # --- checks ------------------------------------------------------------------------------------------
 
 
@@ -122,6 +127,38 @@ def _admits_gateway(stack: StackConfig, svc: ServiceSpec, gateway_namespace: str
         namespace = stack.namespaces.get(svc.namespace)
         return namespace is None or not namespace.default_deny
     return any(rule.namespace == gateway_namespace for rule in svc.allow_from)
+
+
+def _may_allow(sent: StringMatch, allowed: str) -> bool:
+    """Whether a request path the ingress sends (``sent``) may match an AuthorizationPolicy path: exact,
+    ``<prefix>*``, ``*<suffix>`` or ``*``. What cannot be told (a regex, a ``{*}`` template) counts as a match."""
+    value = _path_value(sent)
+    if value is None or allowed == "*" or "{" in allowed:
+        return True
+    if allowed.endswith("*"):
+        stem = allowed[:-1]
+        return value.startswith(stem) or (sent.prefix is not None and stem.startswith(value))
+    if allowed.startswith("*"):
+        return sent.prefix is not None or value.endswith(allowed[1:])
+    return value == allowed if sent.exact is not None else allowed.startswith(value)
+
+
+def _gateway_rules_missing(
+    svc: ServiceSpec, gateway_namespace: str, route: IngressRoute
+) -> list[tuple[int, AllowRule]]:
+    """The allow rules that admit the gateway, with their index, when each admits it only on paths this route
+    never sends (every request of the route then gets 403); otherwise none."""
+    rules = [(j, rule) for j, rule in enumerate(svc.allow_from or []) if rule.namespace == gateway_namespace]
+    reached = any(
+        not rule.paths or any(_may_allow(sent, allowed) for sent in route.paths for allowed in rule.paths)
+        for _, rule in rules
+    )
+    return [] if reached else rules
+
+
+def _describe_path(match: StringMatch) -> str:
+    kind, value = next(iter(string_match(match).items()))
+    return f"{value}{'*' if kind == 'prefix' else ''}" if kind != "regex" else f"regex {value}"
 
 
 def _hosts_overlap(first: str, second: str) -> bool:
@@ -182,6 +219,18 @@ def _check_route(stack: StackConfig, name: str, spec: IngressSpec, i: int) -> It
             f"add {{namespace: {spec.gateway_namespace}}} to services.{route.service}.allowFrom",
             obj=f"AuthorizationPolicy {route.service}.{svc.namespace}",
         )
+    elif rules := _gateway_rules_missing(svc, spec.gateway_namespace, route):
+        named = " and ".join(f"allowFrom[{j}] ({', '.join(rule.paths)})" for j, rule in rules)
+        yield Finding(
+            f"{path}.paths",
+            "MK703",
+            f"service {route.service!r} admits the ingress gateway (namespace {spec.gateway_namespace!r}) only on "
+            f"paths this route never sends: services.{route.service}.{named}, against "
+            f"{', '.join(map(_describe_path, route.paths))}: every request through this route would get 403",
+            f"add the route's paths to services.{route.service}.allowFrom[{rules[0][0]}].paths (or remove its "
+            "paths), or send this route only paths the allow-list admits",
+            obj=f"AuthorizationPolicy {route.service}.{svc.namespace}",
+        )
     uri_rules = [r.name or f"routes[{j}]" for j, r in enumerate(svc.traffic.routes) if r.match and r.match.uri]
     uri_rules += [f.name or f"faults[{j}]" for j, f in enumerate(svc.faults) if f.match and f.match.uri]
     if uri_rules:
@@ -239,9 +288,36 @@ def _check_paths(name: str, spec: IngressSpec, i: int) -> Iterator[Finding]:
             break
 
 
-def check_ingresses(stack: StackConfig) -> Iterator[Finding]:
-    """Every cross-object finding about the stack's ingresses."""
-    seen: list[tuple[str, IngressSpec]] = []
+def _check_shared_hosts(stack: StackConfig, deployed: Collection[str]) -> Iterator[Finding]:
+    """Two ingresses serving overlapping hosts on one port of the same gateway pods (MK705). Istio keeps the
+    servers of the Gateway created first (of two created in one second, the first by name) and drops the other's;
+    an ingress of the last deployment was created before any new one. The finding is on the one dropped."""
+    first = sorted(stack.ingresses, key=lambda name: (name not in deployed, name))
+    for i, name in enumerate(first):
+        spec = stack.ingresses[name]
+        for other_name in first[:i]:
+            other = stack.ingresses[other_name]
+            served = [host for host in other.hosts if any(_hosts_overlap(host, mine) for mine in spec.hosts)]
+            if other.selector != spec.selector or other.listen_port != spec.listen_port or not served:
+                continue
+            mine = [host for host in spec.hosts if any(_hosts_overlap(host, theirs) for theirs in other.hosts)]
+            why = (
+                "it is deployed, and Istio keeps the Gateway created first"
+                if other_name in deployed and name not in deployed
+                else "Istio keeps the Gateway created first, and of two created together the first by name"
+            )
+            yield Finding(
+                f"ingresses.{name}.hosts",
+                "MK705",
+                f"ingress {other_name!r} already serves {', '.join(served)} on port {spec.listen_port} of the same "
+                f"gateway pods ({why}): Istio would drop this ingress's routes for {', '.join(mine)}",
+                f"give this ingress other hosts or another port, or put its routes under ingress {other_name!r}",
+                obj=f"Gateway {name}.{spec.namespace}",
+            )
+
+
+def check_ingresses(stack: StackConfig, deployed: Collection[str] = ()) -> Iterator[Finding]:
+    """Every cross-object finding about the stack's ingresses; ``deployed`` names those of the last deployment."""
     for name, spec in stack.ingresses.items():
         base = f"ingresses.{name}"
         if spec.namespace not in stack.namespaces:
@@ -263,17 +339,4 @@ def check_ingresses(stack: StackConfig) -> Iterator[Finding]:
         for i in range(len(spec.routes)):
             yield from _check_route(stack, name, spec, i)
             yield from _check_paths(name, spec, i)
-        for other_name, other in seen:
-            shared = [
-                host for host in spec.hosts if any(_hosts_overlap(host, other_host) for other_host in other.hosts)
-            ]
-            if other.selector == spec.selector and other.listen_port == spec.listen_port and shared:
-                yield Finding(
-                    f"{base}.hosts",
-                    "MK705",
-                    f"ingress {other_name!r} already serves {', '.join(shared)} on port {spec.listen_port} of the same "
-                    "gateway pods: Istio keeps one of the two servers and drops the other's routes",
-                    "give this ingress other hosts or another port, or put its routes under the other ingress",
-                    obj=f"Gateway {name}.{spec.namespace}",
-                )
-        seen.append((name, spec))
+    yield from _check_shared_hosts(stack, deployed)

@@ -200,18 +200,75 @@ def _duration(value: str) -> str:
     return value
 
 
+def percent_text(value: float) -> str:
+    """A percentage as it was written: ``12.5``, ``0.00001``, ``33.333333``, ``100`` (not ``1e-05`` or
+    ``33.3333``, as ``:g`` would write them): the shortest decimal that reads back as the same number."""
+    number = float(value)
+    return str(int(number)) if number.is_integer() else format(Decimal(repr(number)), "f")
+
+
+def shown(value: object, limit: int = 60) -> str:
+    """A value as a message quotes it: whole when short, else its start and its length."""
+    if isinstance(value, int) and value.bit_length() > 64:
+        return f"a {value.bit_length()}-bit number"  # repr() refuses an integer of over 4300 digits
+    if isinstance(value, str) and len(value) > limit:
+        return f"{value[:limit]!r}… ({len(value)} characters)"
+    if isinstance(value, float) and not value.is_integer() and 1e-9 <= abs(value) < 1e16:
+        return percent_text(value)  # as written: -0.00001, not -1e-05
+    return repr(value)
+
+
+# Envoy answers 431 to a request whose headers add up to more than its max_request_headers_kb, 60 KiB unless
+# configured (DEFAULT_MAX_REQUEST_HEADERS_KB; Istio keeps it), counting each header's name and value, the path
+# too (:path): a match on a value longer than that never sees a request.
+ENVOY_MAX_REQUEST_HEADERS_BYTES = 60 * 1024
+# istiod sets re2.max_program_size.error_level to 32768 in every proxy's bootstrap: Envoy refuses a regex whose
+# RE2 program is larger, and with it the whole route configuration (the proxy keeps serving the routes before).
+ISTIO_RE2_MAX_PROGRAM_SIZE = 32768
+
+
+def _re2_program_size(value: str) -> int:
+    return int(re2.compile(value, _RE2_QUIET).programsize)
+
+
+def _program_too_large(what: str, size: int, key: str = "") -> PydanticCustomError:
+    return invalid(
+        "MK312",
+        f"{what} compiles to an RE2 program of size {size}, over the {ISTIO_RE2_MAX_PROGRAM_SIZE} that Istio's "
+        "proxies accept: Envoy would refuse the whole route configuration and keep the routes it had",
+        "match less: a shorter pattern, a prefix, or fewer alternatives",
+        key,
+    )
+
+
 def _re2_pattern(value: str) -> str:
     # Envoy matches with RE2, which refuses some things Python's re accepts (look-around, back-references).
     try:
-        re2.compile(value, _RE2_QUIET)
+        size = _re2_program_size(value)
     except re2.error as err:
         reason = err.args[0].decode() if err.args and isinstance(err.args[0], bytes) else str(err)
         raise invalid(
             "MK304",
-            f"{value!r} is not a valid RE2 regex ({reason})",
+            f"{shown(value)} is not a valid RE2 regex ({reason})",
             "Envoy matches with RE2, which has no look-around or back-references; rewrite the pattern",
         ) from None
+    if size > ISTIO_RE2_MAX_PROGRAM_SIZE:
+        raise _program_too_large(f"regex {shown(value)}", size)
     return value
+
+
+def _fits_a_request(header: str, value: str | None, key: str) -> None:
+    """Refuse a match on a value no request can carry to a proxy (ENVOY_MAX_REQUEST_HEADERS_BYTES)."""
+    size = len(header) + len((value or "").encode())
+    if size > ENVOY_MAX_REQUEST_HEADERS_BYTES:
+        raise invalid(
+            "MK312",
+            f"{'the path' if header == ':path' else f'header {header!r}'} would take {size} bytes with "
+            f"{shown(value or '')}, over the {ENVOY_MAX_REQUEST_HEADERS_BYTES} bytes (60 KiB) Envoy accepts for all "
+            "of a request's headers: it answers 431 before any route, so this never matches",
+            "match a shorter value, such as its prefix",
+            key,
+        )
 
 
 def _quantity(value: str) -> str:
@@ -458,6 +515,8 @@ Percent = Annotated[float, BeforeValidator(_not_a_boolean), Field(ge=0, le=100)]
 """Not strict: ``pulumi config set --path`` stores a number that is not an integer (``5.5``) as a string."""
 Weight = Annotated[Count, Field(ge=0, le=100)]
 PortNumber = Annotated[Count, Field(ge=1, le=65535)]
+INT32_MAX = 2**31 - 1
+"""The largest value of Kubernetes' int32 fields (a probe's seconds), and of a user ID it accepts."""
 
 
 class MeshModel(BaseModel):
@@ -606,10 +665,10 @@ class Probe(MeshModel):
     http_get: HttpGetAction | None = None
     tcp_socket: TcpSocketAction | None = None
     exec_action: ExecAction | None = Field(default=None, alias="exec")
-    initial_delay_seconds: Count = Field(default=0, ge=0)
-    period_seconds: Count = Field(default=10, ge=1)
-    timeout_seconds: Count = Field(default=1, ge=1)
-    failure_threshold: Count = Field(default=3, ge=1)
+    initial_delay_seconds: Count = Field(default=0, ge=0, le=INT32_MAX)
+    period_seconds: Count = Field(default=10, ge=1, le=INT32_MAX)
+    timeout_seconds: Count = Field(default=1, ge=1, le=INT32_MAX)
+    failure_threshold: Count = Field(default=3, ge=1, le=INT32_MAX)
 
     @model_validator(mode="after")
     def _one_action(self) -> Probe:
@@ -682,7 +741,7 @@ class VersionSpec(MeshModel):
     NET_BIND_SERVICE)."""
     run_as_non_root: bool = False
     """Refuse to start the container as root; set it for images that run as a user."""
-    run_as_user: Count | None = Field(default=None, ge=0)
+    run_as_user: Count | None = Field(default=None, ge=0, le=INT32_MAX)
     read_only_root_filesystem: bool = False
     readiness_probe: Probe | None = None
     liveness_probe: Probe | None = None
@@ -703,6 +762,12 @@ class StringMatch(MeshModel):
         if sum(v is not None for v in (self.exact, self.prefix, self.regex)) != 1:
             raise invalid("MK003", "a string match needs exactly one kind", "give one of exact, prefix, regex")
         return self
+
+    def fits_a_request(self, header: str, key: str) -> None:
+        """Refuse an exact or prefix value no request can carry in ``header`` (a regex's RE2 program is bounded,
+        which bounds what it can require)."""
+        kind = "exact" if self.exact is not None else "prefix"
+        _fits_a_request(header, self.exact if self.exact is not None else self.prefix, f"{key}.{kind}")
 
 
 def _re2_literal(text: str) -> str:
@@ -736,6 +801,19 @@ class RequestMatch(MeshModel):
             raise invalid("MK003", "a match needs at least one condition", "give headers, cookie or uri")
         if self.cookie and "cookie" in self.headers:
             raise invalid("MK003", "the cookie is matched twice", "use either the 'cookie' shorthand or headers.cookie")
+        return self
+
+    @model_validator(mode="after")
+    def _fits_a_proxy(self) -> RequestMatch:
+        for header, match in self.headers.items():
+            match.fits_a_request(header, f"headers.{header}")
+        if self.uri is not None:
+            self.uri.fits_a_request(":path", "uri")
+        for name, value in self.cookie.items():
+            size = _re2_program_size(cookie_regex(name, value))
+            if size > ISTIO_RE2_MAX_PROGRAM_SIZE:
+                what = f"the Cookie regex of this {len(value)}-character value"
+                raise _program_too_large(what, size, f"cookie.{name}")
         return self
 
     def header_matches(self) -> dict[str, StringMatch]:
@@ -877,6 +955,12 @@ class AllowRule(MeshModel):
             raise invalid("MK003", "an allow rule names one caller", "give either 'service' or 'namespace'")
         return self
 
+    @model_validator(mode="after")
+    def _fits_a_proxy(self) -> AllowRule:
+        for i, path in enumerate(self.paths):
+            _fits_a_request(":path", path.strip("*"), f"paths[{i}]")
+        return self
+
 
 class CallBudget(MeshModel):
     """How long a service's own client code waits on a call to another service, which Istio cannot see
@@ -938,6 +1022,12 @@ class IngressRoute(MeshModel):
     """URI matches (any one of them); the default sends every path."""
     port: PortNumber | None = None
     """The service port to send to; needed when the service has several."""
+
+    @model_validator(mode="after")
+    def _fits_a_proxy(self) -> IngressRoute:
+        for i, path in enumerate(self.paths):
+            path.fits_a_request(":path", f"paths[{i}]")
+        return self
 
 
 class IngressSpec(MeshModel):

@@ -11,6 +11,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .models import percent_text
+
 Summary = Mapping[str, Any]
 
 
@@ -68,9 +70,9 @@ def describe_route(route: Mapping[str, Any]) -> str:
 def describe_fault(fault: Mapping[str, Any]) -> str:
     effects = []
     if fault.get("delay"):
-        effects.append(f"delay {fault['delay']['fixedDelay']} ({fault['delay'].get('percentage', 100):g}%)")
+        effects.append(f"delay {fault['delay']['fixedDelay']} ({percent_text(fault['delay'].get('percentage', 100))}%)")
     if fault.get("abort"):
-        effects.append(f"abort {fault['abort']['httpStatus']} ({fault['abort'].get('percentage', 100):g}%)")
+        effects.append(f"abort {fault['abort']['httpStatus']} ({percent_text(fault['abort'].get('percentage', 100))}%)")
     return f"{' + '.join(effects)} for {describe_match(fault.get('match'))}"
 
 
@@ -148,13 +150,16 @@ def service_changes(name: str, before: Summary, after: Summary) -> Iterator[Chan
     yield from _compare(
         name, "retries", describe_retries(before.get("retries")), describe_retries(after.get("retries"))
     )
-    mirror_before, mirror_after = before.get("mirror"), after.get("mirror")
     yield from _compare(
         name,
         "mirror",
-        f"{mirror_before['version']} {mirror_before.get('percentage', 100):g}%" if mirror_before else "",
-        f"{mirror_after['version']} {mirror_after.get('percentage', 100):g}%" if mirror_after else "",
+        describe_mirror(before.get("mirror")),
+        describe_mirror(after.get("mirror")),
     )
+
+
+def describe_mirror(mirror: Mapping[str, Any] | None) -> str:
+    return f"{mirror['version']} {percent_text(mirror.get('percentage', 100))}%" if mirror else ""
 
 
 def describe_ingress(ingress: Mapping[str, Any]) -> str:

@@ -183,8 +183,6 @@ def explain_failures_hook() -> pulumi.ErrorHook | None:
 def main(read_deployed: Callable[[str], Mapping[str, Any]] = last_deployed_outputs) -> None:
     stack_name = pulumi.get_stack()
     try:
-        # Config errors are raised here; its warnings join the rollout findings.
-        stack, warnings = analyze_stack(engine_config_keys(engine_config()), ENGINE_SOURCE)
         scope = step_scope()
         # A targeted step was planned from these outputs: the checks run against the same ones.
         deployed = (
@@ -192,6 +190,8 @@ def main(read_deployed: Callable[[str], Mapping[str, Any]] = last_deployed_outpu
             if scope is None
             else summary_from_outputs(scope.deployed_outputs, f"outputs of stack {stack_name!r} ({SCOPE_FILE_ENV})")
         )
+        # Config errors are raised here; its warnings join the rollout findings.
+        stack, warnings = analyze_stack(engine_config_keys(engine_config()), ENGINE_SOURCE, deployed)
         findings = warnings + check_rollout(stack, deployed)
         errors = errors_only(findings)
         if errors:

@@ -553,37 +553,56 @@ def service_manifests(
     ]
 
 
+def object_name(manifest: Manifest) -> str:
+    """``Kind name.namespace`` (Flagger's habit), or ``Kind name`` for an object of the whole cluster."""
+    meta = manifest["metadata"]
+    return f"{manifest['kind']} {meta['name']}" + (f".{meta['namespace']}" if "namespace" in meta else "")
+
+
 def manifest_key(manifest: Manifest) -> tuple[int, str, str]:
     meta = manifest["metadata"]
     return (KIND_ORDER.index(manifest["kind"]), meta.get("namespace", ""), meta["name"])
 
 
-def unit_manifests(stack: StackConfig) -> dict[str, list[Manifest]]:
-    """Every manifest of a stack by the unit it belongs to (``namespace/<name>``, ``service/<name>``,
-    ``ingress/<name>``): what a targeted step deploys together (see :mod:`meshkit.step_scope`)."""
+def owned_manifests(stack: StackConfig) -> list[tuple[str, Manifest]]:
+    """Every manifest of a stack, unsorted, each with the config path of what declares it (``namespaces.demo``,
+    ``services.nginx``, ``services.nginx.versions.v2``, ``ingresses.shop``): whom a finding about it names."""
     # The ingresses and the Gateway API build on this module's route rules (meshkit/ingress.py and
     # meshkit/gatewayapi.py import it), hence imported here.
     from .gatewayapi import resolved_namespace, waypoint_of
-    from .ingress import gateway_manifest, ingress_virtual_service_manifest
+    from .ingress import ingress_manifests
 
-    units = {
-        f"namespace/{name}": namespace_manifests(name, resolved_namespace(stack, name), stack.trust_domain)
+    owned = [
+        (f"namespaces.{name}", m)
         for name in stack.namespaces
-    }
+        for m in namespace_manifests(name, resolved_namespace(stack, name), stack.trust_domain)
+    ]
     principals = caller_principals(stack)
     for name, svc in stack.services.items():
-        units[f"service/{name}"] = service_manifests(name, svc, principals, waypoint_of(stack, svc.namespace))
+        for m in service_manifests(name, svc, principals, waypoint_of(stack, svc.namespace)):
+            version = m["metadata"].get("labels", {}).get("version")  # a version's own objects carry its label
+            owned.append((f"services.{name}" + (f".versions.{version}" if version else ""), m))
     for name, spec in stack.ingresses.items():
-        units[f"ingress/{name}"] = [
-            gateway_manifest(name, spec),
-            ingress_virtual_service_manifest(name, spec, stack.services),
-        ]
+        owned += [(f"ingresses.{name}", m) for m in ingress_manifests(name, spec, stack.services)]
+    return owned
+
+
+UNIT_OF_OWNER = {"namespaces": "namespace", "services": "service", "ingresses": "ingress"}
+
+
+def unit_manifests(stack: StackConfig) -> dict[str, list[Manifest]]:
+    """Every manifest of a stack by the unit it belongs to (``namespace/<name>``, ``service/<name>``,
+    ``ingress/<name>``): what a targeted step deploys together (see :mod:`meshkit.step_scope`)."""
+    units: dict[str, list[Manifest]] = {}
+    for owner, manifest in owned_manifests(stack):
+        section, name = owner.split(".")[:2]
+        units.setdefault(f"{UNIT_OF_OWNER[section]}/{name}", []).append(manifest)
     return units
 
 
 def render_stack(stack: StackConfig) -> list[Manifest]:
     """Every manifest of a stack, sorted by kind, namespace and name."""
-    return sorted((m for manifests in unit_manifests(stack).values() for m in manifests), key=manifest_key)
+    return sorted((m for _, m in owned_manifests(stack)), key=manifest_key)
 
 
 def manifests_to_yaml(manifests: list[Manifest]) -> str:

@@ -20,7 +20,7 @@ from meshkit.render import manifests_to_yaml, render_stack
 from meshkit.rollout import deployment_outputs, stack_summary
 
 from .goldens import assert_matches_golden
-from .scenario_data import REPO, SCENARIOS, scenario
+from .scenario_data import REPO, SCENARIOS, scenario, scenario_raw, stack_file_text
 
 runner = CliRunner()
 
@@ -190,6 +190,22 @@ def test_plan_against_deployed_outputs_and_a_new_stack(repo: Path, tmp_path: Pat
     _use_step(repo, "staging", "A1")
     result = meshkit("plan", "staging")
     assert "no stack file there" in result.output and "service" in result.output
+
+
+def test_plan_shows_percentages_as_written(repo: Path, tmp_path: Path) -> None:
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(json.dumps(stack_summary(scenario("A3"))))
+    raw = scenario_raw("A3")
+    raw["services"]["nginx"]["traffic"]["mirror"] = {"version": "v2", "percentage": 12.5}
+    raw["services"]["nginx"]["faults"] = [
+        {"match": {"headers": {"x-test": {"exact": "1"}}}, "delay": {"fixedDelay": "1s", "percentage": 33.333333},
+         "abort": {"httpStatus": 500, "percentage": 0.00001}}
+    ]  # fmt: skip
+    (repo / "stacks" / "Pulumi.prod.yaml").write_text(stack_file_text(raw))
+    result = meshkit("plan", "prod", "--base-file", str(outputs))
+    assert result.exit_code == 0, result.output
+    assert "delay 1s (33.333333%) + abort 500 (0.00001%) for x-test=1" in result.output
+    assert "v2 12.5%" in result.output and "12.50" not in result.output and "0.125" not in result.output
 
 
 def test_plan_with_an_unknown_base_is_an_error(repo: Path) -> None:
@@ -561,9 +577,28 @@ def test_render_to_a_directory_writes_one_file_per_object(repo: Path) -> None:
     objects = [yaml.safe_load(f.read_text()) for f in files]
     expected = render_stack(load_stack_file(repo / "stacks" / "Pulumi.dev.yaml"))
     assert len(files) == len(expected) == 29  # 27 objects of the services, the ingress Gateway and its routes
-    assert (repo / "out" / "virtualservice-bookinfo-ratings.yaml").exists()
-    assert (repo / "out" / "gateway-bookinfo-bookinfo-gateway.yaml").exists()
+    assert (repo / "out" / "virtualservice.networking.istio.io_bookinfo_ratings.yaml").exists()
+    assert (repo / "out" / "gateway.networking.istio.io_bookinfo_bookinfo-gateway.yaml").exists()
+    assert (repo / "out" / "namespace_bookinfo.yaml").exists()
     assert sorted(objects, key=str) == sorted(expected, key=str)
+    assert result.output == "29 manifests written to out\n"
+
+
+def test_render_to_a_directory_gives_every_object_its_own_file(repo: Path) -> None:
+    # Service shop of namespace web-api and service api-shop of namespace web: every one of their objects was
+    # <kind>-web-api-shop….yaml, one file for two objects.
+    raw = scenario_raw("A3")
+    raw["namespaces"].update({"web-api": {}, "web": {}})
+    service = {"ports": [{"name": "http", "port": 80}], "versions": {"v1": {"image": "nginx:1.15"}}}
+    raw["services"].update({"shop": {**service, "namespace": "web-api"}, "api-shop": {**service, "namespace": "web"}})
+    (repo / "stacks" / "Pulumi.prod.yaml").write_text(stack_file_text(raw))
+    result = meshkit("render", "prod", "-o", "out")
+    assert result.exit_code == 0, result.output
+    expected = render_stack(load_stack_file(repo / "stacks" / "Pulumi.prod.yaml"))
+    files = sorted((repo / "out").iterdir())
+    assert len(files) == len(expected)
+    assert result.output == f"{len(expected)} manifests written to out\n"
+    assert sorted((yaml.safe_load(f.read_text()) for f in files), key=str) == sorted(expected, key=str)
 
 
 def test_render_of_a_bad_stack_writes_nothing(repo: Path) -> None:

@@ -10,7 +10,7 @@ from meshkit.analysis import check_stack, validate_stack
 from meshkit.config import load_stack_file, parse_stack_file_text
 from meshkit.errors import ConfigError, Severity
 
-from .scenario_data import nginx_stack
+from .scenario_data import nginx_stack, scenario_raw
 
 
 def _problems(raw: dict[str, Any]) -> dict[str, str]:
@@ -372,7 +372,46 @@ def test_http_rules_on_a_port_istio_does_not_route_as_http_are_refused_naming_wh
     path, text = _one(nginx_stack(ports=[{"name": "tcp-web", "port": 8080, "targetPort": 80}]))
     assert path == "services.nginx.ports[0].name"
     assert text.startswith("MK211 port 8080 speaks 'tcp'")
-    assert "traffic.weights (several versions)" in text and "name it http" in text
+    assert "a split between 2 versions (versions): every version's pods would take requests in proportion" in text
+    assert "name it http" in text
+
+
+# Each rule a proxy that does not read HTTP cannot apply, and what the message says becomes of the requests.
+ALL_TO_V1 = {"weights": {"v1": 100}}
+TESTERS = {"headers": {"x-test": {"exact": "1"}}}
+L7_RULES = [
+    ({"traffic": {"weights": {"v1": 70, "v2": 30}}}, "versions", "whatever the weights say"),
+    ({"traffic": {**ALL_TO_V1, "timeout": "2s"}}, "traffic.timeout", "no timeout would cut"),
+    ({"traffic": {**ALL_TO_V1, "retries": {"attempts": 2}}}, "traffic.retries", "no failed request would be retried"),
+    ({"traffic": {**ALL_TO_V1, "mirror": {"version": "v2"}}}, "traffic.mirror", "no request would be mirrored"),
+    ({"traffic": ALL_TO_V1, "faults": [{"match": TESTERS, "abort": {"httpStatus": 500}}]}, "faults",
+     "no fault would be injected"),
+    ({"traffic": {**ALL_TO_V1, "routes": [{"match": TESTERS, "to": "v2"}]}}, "traffic.routes",
+     "no request would be routed by its headers or path"),
+    ({"traffic": ALL_TO_V1, "allowFrom": [{"service": "sleep", "paths": ["/admin/*"]}]}, "allowFrom[0]",
+     "every request it covers would be refused"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("service", "key", "lost"), L7_RULES)
+def test_an_l7_rule_on_a_tcp_port_says_what_becomes_of_the_requests_under_that_rule(
+    service: dict[str, Any], key: str, lost: str
+) -> None:
+    path, text = _one(nginx_stack(ports=[{"name": "tcp-web", "port": 8080, "targetPort": 80}], **service))
+    assert path == "services.nginx.ports[0].name"
+    assert f"({key}): " in text and lost in text
+
+
+@pytest.mark.parametrize(("service", "key", "lost"), L7_RULES)
+def test_an_l7_rule_in_an_ambient_namespace_without_a_waypoint_says_what_becomes_of_the_requests(
+    service: dict[str, Any], key: str, lost: str
+) -> None:
+    raw = _ambient_waypoint(False)
+    raw["services"]["nginx"].update(service)
+    raw["services"]["nginx"]["versions"]["v2"]["replicas"] = 1
+    problems = _problems(raw)
+    text = problems[f"services.nginx.{key}"]
+    assert text.startswith("MK804 namespace 'demo' is ambient with waypoint: false") and lost in text
 
 
 def test_a_tcp_service_with_one_version_and_no_http_rules_is_accepted() -> None:
@@ -404,3 +443,102 @@ def test_a_value_that_fits_no_branch_of_a_union_is_one_finding_in_the_stack_file
     text = problems["namespaces.demo.waypoint"]
     assert text.startswith("MK003") and "should be false, got true" in text
     assert not any(word in text for word in ("literal[", "function-after", "False", "True"))
+
+
+# --- values no proxy or API server takes ------------------------------------------------------------------
+
+HEADERS_LIMIT = 60 * 1024  # Envoy's max_request_headers_kb default, for a request's headers together
+A_VALUE_NO_REQUEST_CARRIES = "x" * HEADERS_LIMIT
+
+
+def _routes(match: dict[str, Any]) -> dict[str, Any]:
+    return nginx_stack(traffic={"weights": {"v1": 70, "v2": 30}, "routes": [{"match": match, "to": "v2"}]})
+
+
+@pytest.mark.parametrize(
+    ("raw", "path", "size"),
+    [
+        (_routes({"headers": {"x-token": {"exact": A_VALUE_NO_REQUEST_CARRIES}}}),
+         "services.nginx.traffic.routes[0].match.headers.x-token.exact", HEADERS_LIMIT + 7),
+        (_routes({"headers": {"x-token": {"prefix": A_VALUE_NO_REQUEST_CARRIES}}}),
+         "services.nginx.traffic.routes[0].match.headers.x-token.prefix", HEADERS_LIMIT + 7),
+        (_routes({"uri": {"exact": "/" + A_VALUE_NO_REQUEST_CARRIES}}),
+         "services.nginx.traffic.routes[0].match.uri.exact", HEADERS_LIMIT + 6),
+        (nginx_stack(faults=[{"match": {"headers": {"x-token": {"exact": A_VALUE_NO_REQUEST_CARRIES}}},
+                              "abort": {"httpStatus": 500}}]),
+         "services.nginx.faults[0].match.headers.x-token.exact", HEADERS_LIMIT + 7),
+        (nginx_stack(allowFrom=[{"service": "sleep", "paths": ["/" + A_VALUE_NO_REQUEST_CARRIES + "*"]}]),
+         "services.nginx.allowFrom[0].paths[0]", HEADERS_LIMIT + 6),
+    ],
+)  # fmt: skip
+def test_a_match_on_a_value_beyond_envoys_header_limit_is_refused_with_the_size_and_the_limit(
+    raw: dict[str, Any], path: str, size: int
+) -> None:
+    found, text = _one(raw)
+    assert found == path
+    assert text.startswith("MK312 ") and f"{size} bytes" in text and "61440 bytes (60 KiB)" in text and "431" in text
+    assert "(61440 characters)" in text or "(61441 characters)" in text, "the value is shown by its start and length"
+
+
+def test_an_ingress_path_beyond_envoys_header_limit_is_refused() -> None:
+    raw = scenario_raw("B1")
+    raw["ingresses"]["bookinfo-gateway"]["routes"][0]["paths"] = [{"prefix": "/" + A_VALUE_NO_REQUEST_CARRIES}]
+    found, text = _one(raw)
+    assert found == "ingresses.bookinfo-gateway.routes[0].paths[0].prefix" and text.startswith("MK312 the path")
+
+
+def test_a_value_that_fits_envoys_header_limit_is_accepted() -> None:
+    validate_stack(_routes({"headers": {"x-token": {"exact": "x" * (HEADERS_LIMIT - len("x-token"))}}}))
+
+
+@pytest.mark.parametrize(
+    ("match", "path"),
+    [
+        ({"headers": {"x-id": {"regex": "y" * 40_000}}}, "services.nginx.traffic.routes[0].match.headers.x-id.regex"),
+        ({"uri": {"regex": "/(?:apple|banana|cherry)" * 2000}}, "services.nginx.traffic.routes[0].match.uri.regex"),
+        ({"cookie": {"user": "y" * 40_000}}, "services.nginx.traffic.routes[0].match.cookie.user"),
+    ],
+)  # fmt: skip
+def test_a_regex_over_the_re2_program_size_istios_proxies_accept_is_refused(match: dict[str, Any], path: str) -> None:
+    found, text = _one(_routes(match))
+    assert found == path
+    assert text.startswith("MK312 ") and "RE2 program of size" in text and "over the 32768" in text
+
+
+def _big_ingress() -> dict[str, Any]:
+    # 60 paths × one header route of 30000 characters: the ingress's VirtualService repeats the route per path.
+    raw = scenario_raw("B1")
+    route = {"match": {"headers": {"x-token": {"exact": "y" * 30_000}}}, "to": "v1"}
+    raw["services"]["productpage"]["traffic"] = {"routes": [route]}
+    raw["ingresses"]["bookinfo-gateway"]["routes"][0]["paths"] = [{"exact": f"/page-{i}"} for i in range(60)]
+    return raw
+
+
+def test_an_object_beyond_what_the_api_server_stores_is_refused_naming_its_owner_size_and_largest_part() -> None:
+    found, text = _one(_big_ingress())
+    assert found == "ingresses.bookinfo-gateway"
+    assert text.startswith("MK313 VirtualService bookinfo-gateway.bookinfo would be 18")
+    assert "over the 1572864 bytes (1.5 MiB)" in text and "its largest part is spec.http[0].match (" in text
+
+
+def test_a_deployment_beyond_what_the_api_server_stores_names_the_version() -> None:
+    raw = nginx_stack()
+    raw["services"]["nginx"]["versions"]["v1"]["env"] = {f"V{i}": "z" * 60_000 for i in range(30)}
+    found, text = _one(raw)
+    assert found == "services.nginx.versions.v1"
+    assert "MK313 Deployment nginx-v1.demo" in text and "spec.template.spec.containers[0].env (" in text
+
+
+@pytest.mark.parametrize(
+    ("percentage", "shown"), [(-0.00001, "got -0.00001"), (100.5, "got 100.5"), (-12.5, "got -12.5")]
+)
+def test_a_percentage_out_of_range_is_shown_as_written(percentage: float, shown: str) -> None:
+    path, text = _one(nginx_stack(faults=[{"abort": {"httpStatus": 500, "percentage": percentage}}]))
+    assert path == "services.nginx.faults[0].abort.percentage" and text.startswith("MK305") and shown in text
+
+
+def test_a_mirror_percentage_the_gateway_api_cannot_hold_is_shown_as_written() -> None:
+    raw = nginx_stack(traffic={"api": "gateway", "weights": {"v1": 70, "v2": 30}})
+    raw["services"]["nginx"]["traffic"]["mirror"] = {"version": "v2", "percentage": 0.00000001}
+    path, text = _one(raw)
+    assert path == "services.nginx.traffic.mirror.percentage" and "mirror percentage 0.00000001 has more" in text

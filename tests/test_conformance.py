@@ -21,7 +21,7 @@ from meshkit.cli import app
 from meshkit.config import load_stack_file
 from meshkit.conformance import jsonschema_errors, schema_errors
 from meshkit.program import main
-from meshkit.render import render_stack
+from meshkit.render import owned_manifests, render_stack
 
 from .pulumi_mocks import pulumi_mocks
 from .scenario_data import REPO, SCENARIO_STEPS, SCENARIOS, scenario, scenario_raw
@@ -170,17 +170,17 @@ def test_fast_path_refuses_exactly_what_jsonschema_refuses(data: st.DataObject) 
 # --- MK007 where it matters: before anything is sent ---------------------------------------------------
 
 
-def _render_with_a_defect(stack: Any) -> list[dict[str, Any]]:
+def _render_with_a_defect(stack: Any) -> list[tuple[str, dict[str, Any]]]:
     """The real render, with one defect the models cannot catch: a weight the VirtualService schema refuses."""
-    manifests = render_stack(stack)
-    for manifest in manifests:
+    owned = owned_manifests(stack)
+    for _, manifest in owned:
         if manifest["kind"] == "VirtualService" and manifest["metadata"]["name"] == "nginx":
             manifest["spec"]["http"][-1]["route"][0]["weight"] = "seventy"
-    return manifests
+    return owned
 
 
 def test_check_refuses_a_rendered_object_its_schema_refuses(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(analysis, "render_stack", _render_with_a_defect)
+    monkeypatch.setattr(analysis, "owned_manifests", _render_with_a_defect)
     stack_file = tmp_path / "Pulumi.a3.yaml"
     stack_file.write_text((SCENARIOS / "A3.yaml").read_text())
     result = CliRunner().invoke(app, ["check", str(stack_file), "--json"])
@@ -193,7 +193,7 @@ def test_check_refuses_a_rendered_object_its_schema_refuses(monkeypatch: pytest.
 def test_program_refuses_a_rendered_object_its_schema_refuses_and_registers_nothing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(analysis, "render_stack", _render_with_a_defect)
+    monkeypatch.setattr(analysis, "owned_manifests", _render_with_a_defect)
     with pulumi_mocks(scenario_raw("A3")) as run, pytest.raises(pulumi.RunError) as info:
         run(lambda: main(read_deployed=lambda stack: {}))
     assert "MK007 (rendered VirtualService nginx)" in str(info.value)

@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 import pytest
+import yaml
 
 from meshkit.config import engine_config_keys, engine_text, stack_file_keys
 from meshkit.engine_yaml import MAX_DEPTH, decode_text, read_yaml
@@ -23,16 +24,16 @@ ENGINE_SCALARS: list[tuple[str, Any]] = [
     ("true", True), ("True", True), ("TRUE", True), ("false", False), ("tRue", "tRue"),
     ("~", None), ("null", None), ("NULL", None), ("nULL", "nULL"), ("", None), ("NaN", "NaN"),
     # Integers as Go's ParseInt(s, 0, 64) reads them once every underscore is removed.
-    ("0o17", 15), ("0O17", 15), ("-0o17", -15), ("017", 15), ("0777", 511), ("0x1F", 31), ("+0x10", 16),
-    ("0b101", 5), ("1_000", 1000), ("1__0", 10), ("1_", 1), ("_1", "_1"), ("+12", 12), ("-0", 0), ("00", 0),
-    ("08", 8), ("0x", "0x"), ("0b2", "0b2"), ("0o8", "0o8"), ("1:20", "1:20"), ("12:30:00", "12:30:00"),
+    ("0o17", 15), ("0O17", 15), ("-0o17", -15), ("0x1F", 31), ("+0x10", 16),
+    ("0b101", 5), ("1_000", 1000), ("1__0", 10), ("1_", 1), ("_1", "_1"), ("+12", 12), ("-0", 0),
+    ("0x", "0x"), ("0b2", "0b2"), ("0o8", "0o8"), ("1:20", "1:20"), ("12:30:00", "12:30:00"),
     ("9223372036854775807", 9223372036854775807), ("-9223372036854775808", -9223372036854775808),
     # Beyond 64 bits a float, which Go's JSON writes with its shortest digits.
     ("9223372036854775808", 9223372036854776000), ("123456789012345678901", 123456789012345680000),
     ("9999999999999999999999", 1e22), ("1e999", "1e999"),
     # Floats; one with an integral value reaches the program as an integer.
     ("1.0", 1), ("1.50", 1.5), ("1e3", 1000), ("12e03", 12000), ("1.e2", 100), (".5", 0.5), ("+.5", 0.5),
-    (".5e-3", 0.0005), ("09.5", 9.5), ("1_0.5", 10.5), ("0.1", 0.1), ("1e-7", 1e-07), ("1e20", 10**20),
+    (".5e-3", 0.0005), ("1_0.5", 10.5), ("0.1", 0.1), ("1e-7", 1e-07), ("1e20", 10**20),
     ("1e21", 1e21), ("1.5e+300", 1.5e300), ("123456789.123456789", 123456789.12345679), ("5e", "5e"),
     ("._5", "._5"), (".e", ".e"),
     # Timestamps, as Go prints them.
@@ -45,6 +46,14 @@ ENGINE_SCALARS: list[tuple[str, Any]] = [
     ("2001-12-14T21:59:43", "2001-12-14T21:59:43"), ("2001-12-14T24:00:00Z", "2001-12-14T24:00:00Z"),
     # Strings that look like something else in YAML 1.1.
     ("nginx:1.15", "nginx:1.15"), ("=", "="), ("<<x", "<<x"), ("v1", "v1"), ("1.15.2", "1.15.2"),
+]  # fmt: skip
+
+
+# Numbers written with a leading zero, as the engine reads them (a lone leading 0 means octal where it can), which
+# `check` refuses, saying so (MK006): YAML readers disagree on them, and 010 is not ten to the engine.
+LEADING_ZERO_SCALARS: list[tuple[str, Any]] = [
+    ("017", 15), ("0777", 511), ("010", 8), ("-010", -8), ("0_10", 8), ("00", 0), ("07", 7), ("08", 8),
+    ("09.5", 9.5), ("012.5", 12.5),
 ]  # fmt: skip
 
 
@@ -68,6 +77,30 @@ def _same(actual: Any, expected: Any) -> bool:
 def test_plain_scalars_read_as_the_engine_passes_them(text: str, expected: Any) -> None:
     value = _keys(f"config:\n  meshkit:o:\n    v: {text}\n")["o"]["v"]
     assert _same(value, expected), (value, expected)
+
+
+@pytest.mark.parametrize(("text", "expected"), LEADING_ZERO_SCALARS)
+def test_a_number_with_a_leading_zero_is_refused_saying_what_the_engine_reads(text: str, expected: Any) -> None:
+    stack = f"config:\n  meshkit:o:\n    v: {text}\n"
+    assert _same(read_yaml(stack).document["config"]["meshkit:o"]["v"], expected)
+    ((code, path, message),) = _refused(stack)
+    assert (code, path) == ("MK006", "o.v")
+    assert message.startswith(f"line 3: {text} has a leading zero, and the Pulumi engine reads it as ")
+    assert f" as {expected}," in message or f" as the octal number {expected}, not " in message
+
+
+def test_a_weight_written_with_a_leading_zero_says_it_is_read_as_octal_and_how_to_write_it() -> None:
+    ((_, path, message),) = _refused("config:\n  meshkit:services:\n    a: {traffic: {weights: {v1: 010}}}\n")
+    assert path == "services.a.traffic.weights.v1"
+    assert "010 has a leading zero, and the Pulumi engine reads it as the octal number 8, not 10" in message
+    with pytest.raises(ConfigError) as info:
+        _keys("config:\n  meshkit:o: {v: 010}\n")
+    assert info.value.findings[0].fix == "write 10, or 8 if you meant octal 010; quote it ('010') if it is text"
+
+
+@pytest.mark.parametrize("text", ["'010'", '"08"', "!!str 010", "0.5", "0", "-0", "0o10", "0x10", "10"])
+def test_a_quoted_string_or_a_number_without_a_leading_zero_is_not_refused(text: str) -> None:
+    _keys(f"config:\n  meshkit:o:\n    v: {text}\n")
 
 
 @pytest.mark.parametrize("text", ["'on'", '"0o17"', "!!str 1_000", "! '12'", "|\n      0o17\n"])
@@ -203,6 +236,18 @@ def test_an_alias_bomb_is_refused_without_expanding_it() -> None:
 def test_deep_nesting_is_refused_without_recursing(depth: int) -> None:
     found = _refused("config:\n  meshkit:o: " + "[" * depth + "]" * depth + "\n")
     assert [(c, p) for c, p, _ in found] == [("MK004", "o[0]")]
+
+
+@pytest.mark.parametrize("depth", [1000, MAX_DEPTH - 2])
+def test_nesting_the_engine_reads_is_read_whatever_limit_libyaml_has(depth: int) -> None:
+    # libyaml 0.2.6 (PyYAML 6.0.4) stops at 1000 levels on its own; the engine reads up to MAX_DEPTH.
+    nested = _keys("config:\n  meshkit:o: " + "[" * depth + "]" * depth + "\n")["o"]
+    for _ in range(depth - 1):
+        (nested,) = nested
+    assert nested == []
+    libyaml = getattr(yaml, "_yaml", None)
+    if hasattr(libyaml, "_get_max_nest_level"):
+        assert libyaml._get_max_nest_level() == 1000, "libyaml's own limit is put back after the read"
 
 
 def test_an_integer_too_long_for_any_number_is_a_string() -> None:

@@ -6,21 +6,25 @@ The refusals (MK701 to MK706, MK210) are cases of tests/bad_configs.yaml.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
+import pulumi
 import pytest
+from typer.testing import CliRunner
 
-from meshkit.analysis import validate_stack
+from meshkit.analysis import check_stack, validate_stack
+from meshkit.cli import app
 from meshkit.errors import ConfigError
 from meshkit.ingress import service_host
 from meshkit.models import StackConfig
 from meshkit.plan import plan_changes
-from meshkit.program import build_mesh
+from meshkit.program import build_mesh, main
 from meshkit.render import render_stack, virtual_service_manifest
 from meshkit.rollout import stack_summary, summary_from_outputs
 
 from .pulumi_mocks import pulumi_mocks
-from .scenario_data import SCENARIO_STEPS, scenario, scenario_raw
+from .scenario_data import SCENARIO_STEPS, scenario, scenario_raw, stack_file_text
 
 # The routing of Istio's samples/bookinfo/networking/bookinfo-gateway.yaml (Istio 1.30): a Gateway on the
 # ingress gateway pods, HTTP on 8080 for every host, and these five paths to productpage's port 9080.
@@ -162,3 +166,92 @@ def test_ingresses_in_the_outputs_read_back_as_written() -> None:
         ConfigError, match=r"MK008 ingresses\.bookinfo-gateway\.routes\[0\]\.paths: must be a JSON list"
     ):
         summary_from_outputs(broken, "outputs.json")
+
+
+@pytest.mark.parametrize(
+    ("sent", "allowed", "admitted"),
+    [
+        ({"exact": "/login"}, "/login", True),
+        ({"exact": "/login"}, "/logout", False),
+        ({"exact": "/api"}, "/api/*", False),  # Istio's /api/* is the prefix /api/
+        ({"exact": "/api/v1"}, "/api/*", True),
+        ({"prefix": "/api"}, "/api/*", True),  # /api/x is sent and admitted
+        ({"prefix": "/static"}, "/admin/*", False),
+        ({"prefix": "/"}, "/admin", True),
+        ({"prefix": "/static"}, "/stat", False),
+        ({"exact": "/a.css"}, "*.css", True),
+        ({"exact": "/a.js"}, "*.css", False),
+        ({"prefix": "/static"}, "*.css", True),
+        ({"exact": "/x"}, "*", True),
+        ({"regex": "/x/.*"}, "/y", True),  # a regex cannot be told apart: no refusal
+        ({"exact": "/x"}, "/{*}/y", True),  # nor a path template
+    ],
+)
+def test_an_ingress_path_against_an_allow_rule_path(sent: dict[str, str], allowed: str, admitted: bool) -> None:
+    raw = scenario_raw("B1")
+    raw["namespaces"]["bookinfo"]["defaultDeny"] = True
+    raw["services"]["productpage"]["allowFrom"] = [{"namespace": "istio-system", "paths": [allowed]}]
+    raw["ingresses"]["bookinfo-gateway"]["routes"][0]["paths"] = [sent]
+    findings = check_stack(StackConfig.model_validate(raw))
+    assert [(f.code, f.path) for f in findings] == ([] if admitted else [
+        ("MK703", "ingresses.bookinfo-gateway.routes[0].paths")
+    ])  # fmt: skip
+
+
+def test_one_allow_rule_without_paths_admits_the_gateway_on_every_path() -> None:
+    raw = scenario_raw("B1")
+    raw["services"]["productpage"]["allowFrom"] = [
+        {"namespace": "istio-system", "paths": ["/admin/*"]},
+        {"namespace": "istio-system", "methods": ["GET"]},
+    ]
+    assert check_stack(StackConfig.model_validate(raw)) == []
+
+
+def _two_ingresses(new: str, hosts: list[str]) -> dict[str, Any]:
+    """B1 (ingress bookinfo-gateway: every host on 8080) and a second ingress on the same port and pods."""
+    raw = scenario_raw("B1")
+    raw["ingresses"][new] = {"namespace": "bookinfo", "hosts": hosts, "routes": [{"service": "productpage"}]}
+    raw["services"]["productpage"]["allowFrom"] = None
+    return raw
+
+
+def _mk705(raw: dict[str, Any], deployed: dict[str, Any] | None = None) -> list[tuple[str, str]]:
+    return [(f.path, f.message) for f in check_stack(StackConfig.model_validate(raw), deployed) if f.code == "MK705"]
+
+
+def test_mk705_names_the_deployed_ingress_as_the_one_that_serves_even_when_the_new_one_sorts_first() -> None:
+    deployed = stack_summary(scenario("B1"))
+    ((path, message),) = _mk705(_two_ingresses("api-gateway", ["api.example.com"]), deployed)
+    assert path == "ingresses.api-gateway.hosts"
+    assert message.startswith("ingress 'bookinfo-gateway' already serves * on port 8080 of the same gateway pods")
+    assert "it is deployed" in message and "drop this ingress's routes for api.example.com" in message
+
+
+def test_mk705_without_a_deployment_names_the_first_by_name_as_istio_ranks_gateways_created_together() -> None:
+    ((path, message),) = _mk705(_two_ingresses("api-gateway", ["api.example.com"]))
+    assert path == "ingresses.bookinfo-gateway.hosts"
+    assert message.startswith("ingress 'api-gateway' already serves api.example.com on port 8080")
+    assert "the first by name" in message and "routes for *" in message
+
+
+def test_mk705_names_the_hosts_each_ingress_serves() -> None:
+    raw = _two_ingresses("shop", ["*.example.com"])
+    raw["ingresses"]["bookinfo-gateway"]["hosts"] = ["bookinfo.example.com", "other.example.org"]
+    ((path, message),) = _mk705(raw, stack_summary(scenario("B1")))
+    assert path == "ingresses.shop.hosts"
+    assert "already serves bookinfo.example.com on port" in message and "routes for *.example.com" in message
+
+
+def test_check_and_the_program_name_the_deployed_ingress_from_the_last_deployment(tmp_path: Path) -> None:
+    raw = _two_ingresses("api-gateway", ["api.example.com"])
+    deployed = stack_summary(scenario("B1"))
+    stack_file, outputs = tmp_path / "Pulumi.b.yaml", tmp_path / "outputs.json"
+    stack_file.write_text(stack_file_text(raw))
+    outputs.write_text(json.dumps(deployed))
+    result = CliRunner().invoke(app, ["check", str(stack_file), "--deployed", str(outputs), "--json"])
+    assert [f["path"] for f in json.loads(result.output)["findings"] if f["code"] == "MK705"] == [
+        "ingresses.api-gateway.hosts"
+    ]
+    with pulumi_mocks(raw) as run, pytest.raises(pulumi.RunError) as info:
+        run(lambda: main(read_deployed=lambda stack: deployed))
+    assert "MK705 ingresses.api-gateway.hosts: ingress 'bookinfo-gateway' already serves" in str(info.value)

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 import venv
 import zipfile
 from pathlib import Path
@@ -19,6 +17,7 @@ import pytest
 
 from ..scenario_data import REPO
 from .engine import PulumiProject, Step, require_toolchain
+from .wheel import build_wheel, run, run_unit_tests
 
 pytestmark = pytest.mark.e2e
 
@@ -26,24 +25,9 @@ EXAMPLE = REPO / "examples" / "consumer"
 VS = "kubernetes:networking.istio.io/v1:VirtualService"
 
 
-def _run(command: list[str], cwd: Path | None = None) -> str:
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=600, check=False)
-    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}"
-    return result.stdout
-
-
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """meshkit's wheel, built from a copy of the sources (the checkout stays clean) as `make wheel` builds it."""
-    source = tmp_path_factory.mktemp("source")
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(REPO / name, source / name)
-    shutil.copytree(REPO / "meshkit", source / "meshkit", ignore=shutil.ignore_patterns("__pycache__"))
-    dist = tmp_path_factory.mktemp("dist")
-    _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "--wheel-dir",
-          str(dist), str(source)])  # fmt: skip
-    (built,) = dist.glob("meshkit-*.whl")
-    return built
+    return build_wheel(tmp_path_factory.mktemp("source"), tmp_path_factory.mktemp("dist"))
 
 
 @pytest.fixture(scope="module")
@@ -52,9 +36,9 @@ def lowest_venv(tmp_path_factory: pytest.TempPathFactory, wheel: Path) -> Path:
     version meshkit claims (constraints-lowest.txt)."""
     root = tmp_path_factory.mktemp("consumer-venv") / "venv"
     venv.create(root, with_pip=True)
-    _run([str(root / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-          "-c", str(REPO / "constraints-lowest.txt"), "-r", str(EXAMPLE / "requirements.txt"), str(wheel),
-          "pytest", "hypothesis", "pytest-timeout"])  # fmt: skip
+    run([str(root / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+         "-c", str(REPO / "constraints-lowest.txt"), "-r", str(EXAMPLE / "requirements.txt"), str(wheel),
+         "pytest", "hypothesis", "pytest-timeout"])  # fmt: skip
     return root
 
 
@@ -74,20 +58,16 @@ def test_the_wheel_carries_the_package_data_and_dependency_ranges(wheel: Path) -
 
 
 def test_the_lowest_versions_are_what_the_virtualenv_got(lowest_venv: Path) -> None:
-    frozen = _run([str(lowest_venv / "bin" / "python"), "-m", "pip", "freeze"])
+    frozen = run([str(lowest_venv / "bin" / "python"), "-m", "pip", "freeze"])
     installed = dict(line.lower().replace("-", "_").split("==") for line in frozen.splitlines() if "==" in line)
     lowest = (installed["pulumi"], installed["pulumi_kubernetes"], installed["pydantic"])
     assert lowest == ("3.231.0", "4.18.0", "2.11.0")
-    where = _run([str(lowest_venv / "bin" / "python"), "-c", "import meshkit; print(meshkit.__file__)"], cwd=Path("/"))
+    where = run([str(lowest_venv / "bin" / "python"), "-c", "import meshkit; print(meshkit.__file__)"], cwd=Path("/"))
     assert "site-packages" in where
 
 
-def test_meshkit_unit_tests_pass_at_the_lowest_versions(lowest_venv: Path, tmp_path: Path) -> None:
-    # The tests import the checkout's meshkit (the wheel's sources) with the lowest dependencies.
-    # Not the tiers that need the toolchain (e2e, live, dataplane: the data plane's cluster is the session's).
-    _run([str(lowest_venv / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider",
-          "-m", "not e2e and not live and not dataplane", "--ignore", str(REPO / "tests" / "istio"),
-          str(REPO / "tests")], cwd=REPO)  # fmt: skip
+def test_meshkit_unit_tests_pass_at_the_lowest_versions(lowest_venv: Path) -> None:
+    run_unit_tests(lowest_venv / "bin" / "python")
 
 
 def _project(tmp: Path, lowest_venv: Path) -> PulumiProject:

@@ -5,7 +5,8 @@ meshkit's reader (meshkit/engine_yaml.py, meshkit/config.py) must arrive at the 
 ``check`` accepts is what ``up`` deploys. Four views of that:
 
 * a probe program records the ``meshkit:`` config exactly as the program receives it, for a file holding
-  every scalar of tests/test_engine_yaml.py's table, and the structures around them;
+  every scalar of tests/test_engine_yaml.py's table, and the structures around them, and for the numbers
+  written with a leading zero that ``check`` refuses, saying what the engine reads;
 * the real program deploys (render mode) a stack full of YAML 1.1 traps: the manifests the provider writes
   and the stack outputs equal what ``meshkit render`` and the summary make of the same file;
 * a key written twice: the engine stops, and ``check`` names the same two lines;
@@ -27,7 +28,7 @@ from meshkit.rollout import stack_summary
 from meshkit.step_scope import FINGERPRINTS_OUTPUT, fingerprints
 
 from ..scenario_data import SCENARIOS
-from ..test_engine_yaml import ENGINE_SCALARS
+from ..test_engine_yaml import ENGINE_SCALARS, LEADING_ZERO_SCALARS
 from .engine import PulumiProject, new_project
 
 pytestmark = pytest.mark.e2e
@@ -48,18 +49,30 @@ def _check_reading(project: PulumiProject) -> dict[str, object]:
     return stack_file_keys(project.stack_file.read_text(encoding="utf-8"), str(project.stack_file))
 
 
-def test_every_scalar_reaches_the_program_as_check_reads_it(tmp_path: Path) -> None:
+def _probe(tmp_path: Path, stack_text: str) -> tuple[PulumiProject, str]:
+    """The probe program's project with ``stack_text`` as its stack file, and the config it received."""
     project = new_project(tmp_path, "probe")
     (tmp_path / "__main__.py").write_text(PROBE, encoding="utf-8")
-    scalars = "\n".join(f"      s{i}: {text}" for i, (text, _) in enumerate(ENGINE_SCALARS))
-    project.use_stack_text(
+    project.use_stack_text(stack_text)
+    project.pulumi("preview")
+    return project, (tmp_path / "probe.txt").read_text(encoding="utf-8")
+
+
+def _scalars(table: list[tuple[str, object]], indent: str) -> str:
+    return "".join(f"{indent}s{i}: {text}\n" for i, (text, _) in enumerate(table))
+
+
+def test_every_scalar_reaches_the_program_as_check_reads_it(tmp_path: Path) -> None:
+    project, received = _probe(
+        tmp_path,
         "config:\n"
         "  meshkit:top-string: on\n  meshkit:top-quoted: '25'\n  meshkit:top-null:\n  meshkit:top-float: 1.0\n"
         "  meshkit:top-octal: 0o17\n  meshkit:top-json: '[1, {\"a\": 2}]'\n  meshkit:top-date: 2001-12-14\n"
         "  services: {bare: key}\n  meshkit:config:compat: form\n"
         "  meshkit:o:\n"
-        "    scalars:\n" + scalars + "\n"
-        "    keys: {on: 1, y: 2, 2001-12-14: 3, '1': 4, zeta: 5, alpha: 6, Beta: 7, é: 8}\n"
+        "    scalars:\n"
+        + _scalars(ENGINE_SCALARS, "      ")
+        + "    keys: {on: 1, y: 2, 2001-12-14: 3, '1': 4, zeta: 5, alpha: 6, Beta: 7, é: 8}\n"
         "    list: [on, no, 0o17, 1_000, 1:20, ~, [y, n], {off: yes}]\n"
         "    tags: {a: ! 12, b: !!str 12, c: !!float 1, d: !foo bar, e: !!binary aGVsbG8=, f: ! '12'}\n"
         "    base: &base {x: 1, y: 1}\n"
@@ -68,12 +81,16 @@ def test_every_scalar_reaches_the_program_as_check_reads_it(tmp_path: Path) -> N
         "    quoted-merge: {'<<': {q: 1, r: 1}, q: 2}\n"
         "    block: |\n      0o17\n"
         "---\n"
-        "config:\n  meshkit:second-document: ignored\n"
+        "config:\n  meshkit:second-document: ignored\n",
     )
-    project.pulumi("preview")
-    received = (tmp_path / "probe.txt").read_text(encoding="utf-8")
     # repr: the same values, of the same types, every mapping below the top in the same order
     assert received == repr(dict(sorted(_check_reading(project).items())))
+
+
+def test_a_number_with_a_leading_zero_reaches_the_program_as_checks_refusal_says(tmp_path: Path) -> None:
+    _, received = _probe(tmp_path, "config:\n  meshkit:o:\n" + _scalars(LEADING_ZERO_SCALARS, "    "))
+    expected = {f"s{i}": value for i, (_, value) in enumerate(LEADING_ZERO_SCALARS)}
+    assert received == repr({"o": dict(sorted(expected.items()))})
 
 
 TRAPS = """\

@@ -14,8 +14,8 @@ from ..scenario_data import SCENARIOS
 from .istioctl import allowed_messages, analyze, failing, format_message, validate
 from .rendering import render
 
-VIRTUAL_SERVICE = "virtualservice-demo-nginx.yaml"
-SERVICE = "service-demo-nginx.yaml"
+VIRTUAL_SERVICE = "virtualservice.networking.istio.io_demo_nginx.yaml"
+SERVICE = "service_demo_nginx.yaml"
 
 
 @pytest.fixture
@@ -58,7 +58,7 @@ def test_route_to_a_missing_subset_is_ist0101(a3: Path) -> None:
 def test_two_virtual_services_for_one_host_is_ist0109(a3: Path) -> None:
     vs = load(a3 / VIRTUAL_SERVICE)
     vs["metadata"]["name"] = "nginx-canary"
-    dump(a3 / "virtualservice-demo-nginx-canary.yaml", vs)
+    dump(a3 / "virtualservice.networking.istio.io_demo_nginx-canary.yaml", vs)
 
     messages = reported(a3, "IST0109")
     assert {m["origin"] for m in messages} == {"VirtualService demo/nginx", "VirtualService demo/nginx-canary"}

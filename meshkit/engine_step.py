@@ -1,9 +1,11 @@
 """`meshkit up`: run a rollout step through the Pulumi CLI, targeted at what the step touches.
 
 :mod:`meshkit.step_scope` decides what the step is; this module reads what it needs (the stack file, the
-last update's result, the deployed outputs) and runs ``pulumi up``: targeted, or the full one when the step
-cannot be targeted, saying why. Either way the engine performs the update, with the program's checks and
-make-before-break order; the targeted one only registers and checks fewer objects.
+last update's result, the deployed outputs and, on a cluster, which objects were changed there since:
+:mod:`meshkit.refresh_scope`), refreshes those, has the API server dry-run what the step can change, and
+runs ``pulumi up``: targeted, or the full one when the step cannot be targeted, saying why. Either way the
+engine performs the update, with the program's checks and make-before-break order; the targeted one only
+registers and checks fewer objects.
 """
 
 from __future__ import annotations
@@ -63,11 +65,6 @@ class StepCommand:
     runs: list[EngineRun | DryRun]
     explanation: list[str]
 
-    @property
-    def update(self) -> EngineRun | None:
-        """The ``pulumi up`` of the step (None when there is nothing to do)."""
-        return next((run for run in self.runs if isinstance(run, EngineRun) and run.argv[1] == "up"), None)
-
 
 @dataclass(frozen=True)
 class _Refresh:
@@ -117,9 +114,11 @@ def step_command(path: Path, stack: str, full: bool = False) -> StepCommand:
     explanation = [*refresh.explanation, *_described(step)]
     # Only the objects of changed units can change, so only they need the API server's dry run; kubectl does it
     # in a fraction of the second run of the program that the engine's preview costs.
-    units = unit_manifests(config)
-    manifests = [manifest for unit in step.changed_units for manifest in units.get(unit, [])]
-    changed = _dry_run(manifests, cluster_flags, refresh.namespaces) if cluster_flags else []
+    changed: list[DryRun] = []
+    if cluster_flags:
+        units = unit_manifests(config)
+        manifests = [manifest for unit in step.changed_units for manifest in units.get(unit, [])]
+        changed = _dry_run(manifests, cluster_flags, refresh.namespaces)
     if full:
         explanation.append("then the full `up` (--full)")
         return StepCommand([*refresh.runs, *changed, EngineRun([*update, "--skip-preview"])], explanation)

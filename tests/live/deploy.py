@@ -107,6 +107,16 @@ def new_live_stack(directory: Path, cluster: LocalCluster, stack: str = "live") 
     return LiveStack(LiveProject(project.root, project.stack, project.passphrase), cluster)
 
 
+def deployment_quota(namespace: str, deployments: int) -> dict[str, Any]:
+    """A ResourceQuota allowing ``deployments`` Deployments in ``namespace``: the API server refuses one more."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": {"name": "deployments", "namespace": namespace},
+        "spec": {"hard": {"count/deployments.apps": str(deployments)}},
+    }
+
+
 def scenario_in(step: str, namespace: str) -> dict[str, Any]:
     return in_namespace(scenario_raw(step), namespace)
 

@@ -23,6 +23,7 @@ from .deploy import (
     DEPLOYMENT,
     DESTINATION_RULE,
     LiveStack,
+    deployment_quota,
     extra_objects,
     in_namespace,
     new_live_stack,
@@ -105,12 +106,7 @@ def test_object_refused_by_the_api_server(cluster: LocalCluster, kube: Kube, tmp
     stack.use(scenario_in("A2", namespace))
     stack.up()
     # A quota with room for the two Deployments there are: the API server refuses v2's.
-    quota = {
-        "apiVersion": "v1",
-        "kind": "ResourceQuota",
-        "metadata": {"name": "deployments", "namespace": namespace},
-        "spec": {"hard": {"count/deployments.apps": "2"}},
-    }
+    quota = deployment_quota(namespace, 2)
     kube.request("POST", collection_path("v1", "ResourceQuota", namespace), quota)
 
     stack.use(scenario_in("A3", namespace))
@@ -122,8 +118,9 @@ def test_object_refused_by_the_api_server(cluster: LocalCluster, kube: Kube, tmp
     assert routed_subsets(_virtual_service(kube, namespace)) == {"v1"}
     assert _traffic_is_safe(kube, namespace) == []
 
-    quota["spec"]["hard"]["count/deployments.apps"] = "3"
-    kube.request("PUT", f"{collection_path('v1', 'ResourceQuota', namespace)}/deployments", quota)
+    kube.request(
+        "PUT", f"{collection_path('v1', 'ResourceQuota', namespace)}/deployments", deployment_quota(namespace, 3)
+    )
     stack.up()
     _deployed(stack, kube)
     assert routed_subsets(_virtual_service(kube, namespace)) == {"v1", "v2"}

@@ -16,6 +16,7 @@ from toolchain.cluster import LocalCluster
 from .deploy import (
     DEPLOYMENT,
     DESTINATION_RULE,
+    deployment_quota,
     extra_objects,
     new_live_stack,
     scenario_in,
@@ -82,12 +83,7 @@ def test_a_step_the_api_server_refuses_writes_nothing(cluster: LocalCluster, kub
     stack.use(scenario_in("A2", namespace))
     stack.make("up")
     # A quota with room for the two Deployments there are: the API server would refuse v2's.
-    quota = {
-        "apiVersion": "v1",
-        "kind": "ResourceQuota",
-        "metadata": {"name": "deployments", "namespace": namespace},
-        "spec": {"hard": {"count/deployments.apps": "2"}},
-    }
+    quota = deployment_quota(namespace, 2)
     kube.request("POST", collection_path("v1", "ResourceQuota", namespace), quota)
     rule_before = kube.get(f"{collection_path(*DESTINATION_RULE, namespace)}/nginx")
 
@@ -104,8 +100,9 @@ def test_a_step_the_api_server_refuses_writes_nothing(cluster: LocalCluster, kub
         assert kube.get(f"{collection_path(*DESTINATION_RULE, namespace)}/nginx") == rule_before
         assert _weights(kube, namespace) == {"v1": 100}
 
-    quota["spec"]["hard"]["count/deployments.apps"] = "3"
-    kube.request("PUT", f"{collection_path('v1', 'ResourceQuota', namespace)}/deployments", quota)
+    kube.request(
+        "PUT", f"{collection_path('v1', 'ResourceQuota', namespace)}/deployments", deployment_quota(namespace, 3)
+    )
     stack.make("step")
     assert _weights(kube, namespace) == {"v1": 70, "v2": 30}
     assert stack.config is not None

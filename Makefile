@@ -35,7 +35,7 @@ REFRESH_IF_CLUSTER = if $(NAMES_A_CLUSTER); then pulumi refresh --yes --skip-pre
 REVIEW_DIR ?= review/$(STACK)
 REVIEW_ARGS := STACK=$(STACK)$(if $(CLUSTER), CLUSTER=$(CLUSTER))
 
-.PHONY: bootstrap stack up step preview plan review apply destroy test lint bench wheel cluster cluster-toolchain cluster-down cluster-status istio-toolchain system-packages graph-toolchain
+.PHONY: bootstrap stack up step preview plan review apply destroy test lint docs docs-serve schema bench wheel cluster cluster-toolchain cluster-down cluster-status istio-toolchain system-packages graph-toolchain
 bootstrap:
 	@toolchain/bootstrap.sh
 
@@ -129,9 +129,27 @@ istio-toolchain:
 graph-toolchain: system-packages
 	@toolchain/install-mermaid.sh >/dev/null
 
-## make test: every test tier, the real-engine end-to-end tier included
+## make test: the documentation site (built strictly: a broken link or page fails), then every test tier, the
+## real-engine end-to-end tier included
 test: bootstrap cluster-toolchain istio-toolchain graph-toolchain
+	$(DOCS_BUILD)
 	$(VENV)/bin/python -m pytest
+
+# The site is built into site/ (git-ignored). --strict turns MkDocs' warnings (a link to a missing page or anchor,
+# a page left out of the navigation) into a failed build. The reference pages are generated while it builds
+# (docs/hooks/reference.py), from the models, the error codes in the code and the command line.
+DOCS_BUILD = $(VENV)/bin/mkdocs build --strict --quiet --site-dir $(CURDIR)/site
+## make docs: build the documentation site into site/
+docs: bootstrap
+	$(DOCS_BUILD)
+
+## make docs-serve: the documentation site on http://127.0.0.1:8000/, rebuilt on every change
+docs-serve: bootstrap
+	$(VENV)/bin/mkdocs serve --strict --dev-addr 127.0.0.1:8000
+
+## make schema: regenerate the JSON Schema of the stack file from the models (a test fails while it differs)
+schema: bootstrap
+	$(VENV)/bin/python -m meshkit.stack_schema --write
 
 ## make wheel: meshkit's wheel in dist/, for other Pulumi programs to install (see examples/consumer)
 wheel: bootstrap
@@ -143,5 +161,5 @@ bench: bootstrap
 	$(VENV)/bin/python -m bench.run
 
 lint: bootstrap
-	$(VENV)/bin/ruff check meshkit tests toolchain bench __main__.py
+	$(VENV)/bin/ruff check meshkit tests toolchain bench docs __main__.py
 	$(VENV)/bin/mypy

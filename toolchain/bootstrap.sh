@@ -18,7 +18,8 @@ python=${PYTHON:-python3.11}
 command -v "$python" >/dev/null || python=python3
 venv="$root/.venv"
 
-# 1. Python packages: the ranges of pyproject.toml, at the exact versions of constraints.txt.
+# 1. Python packages: the ranges of pyproject.toml, at the exact versions of constraints.txt (the dev tools, and
+#    MkDocs for the documentation site that `make test` builds).
 stamp="$venv/.meshkit-installed"
 want=$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)
 if [[ ! -x "$venv/bin/python" ]]; then
@@ -27,7 +28,7 @@ if [[ ! -x "$venv/bin/python" ]]; then
 fi
 if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
   say "installing pinned Python packages"
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,docs]'
   echo "$want" >"$stamp"
 fi
 

@@ -138,14 +138,14 @@ test: bootstrap cluster-toolchain istio-toolchain graph-toolchain
 # The site is built into site/ (git-ignored). --strict turns MkDocs' warnings (a link to a missing page or anchor,
 # a page left out of the navigation) into a failed build. The reference pages are generated while it builds
 # (docs/hooks/reference.py), from the models, the error codes in the code and the command line.
-DOCS_BUILD = $(VENV)/bin/mkdocs build --strict --quiet --site-dir $(CURDIR)/site
+DOCS_BUILD = NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir $(CURDIR)/site
 ## make docs: build the documentation site into site/
 docs: bootstrap
 	$(DOCS_BUILD)
 
 ## make docs-serve: the documentation site on http://127.0.0.1:8000/, rebuilt on every change
 docs-serve: bootstrap
-	$(VENV)/bin/mkdocs serve --strict --dev-addr 127.0.0.1:8000
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve --strict --dev-addr 127.0.0.1:8000
 
 ## make schema: regenerate the JSON Schema of the stack file from the models (a test fails while it differs)
 schema: bootstrap

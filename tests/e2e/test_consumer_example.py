@@ -77,7 +77,7 @@ def _project(tmp: Path, lowest_venv: Path) -> PulumiProject:
     shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns("venv", "rendered", "__pycache__"))
     (root / "venv").symlink_to(lowest_venv)
     (root / ".pulumi-state").mkdir()
-    # The example's stack file carries the encryption salt of the README's empty passphrase.
+    # The example's stack file carries the encryption salt of the empty passphrase (docs/operations/main-job.md).
     project = PulumiProject(root, "dev", passphrase="")
     project.pulumi("stack", "init")
     return project

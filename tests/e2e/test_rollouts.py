@@ -351,7 +351,7 @@ def test_pulumi_secret_stays_out_of_state_and_outputs(tmp_path: Path) -> None:
         {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "nginx-secrets", "key": "dbPassword"}}}
     ]
     # Render mode writes the Secret's value out (the provider turns stringData into base64 data), as the
-    # README warns; the state keeps it encrypted.
+    # security page of the docs warns (docs/security.md); the state keeps it encrypted.
     assert "stringData" not in rendered["Secret/nginx-secrets"]
     assert base64.b64decode(rendered["Secret/nginx-secrets"]["data"]["dbPassword"]).decode() == secret
     state = project.pulumi("stack", "export").stdout

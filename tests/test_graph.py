@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from meshkit.analysis import validate_stack
-from meshkit.graph import to_dot, to_mermaid
-from meshkit.plan import Summary
-from meshkit.rollout import stack_summary, summary_from_outputs
+from meshkit.mesh.checks import validate_stack
+from meshkit.rollout.draw import to_dot, to_mermaid
+from meshkit.rollout.plan import Summary
+from meshkit.rollout.summary import stack_summary, summary_from_outputs
 
 from .graph_parsers import Diagram, Mermaid, parse_dot
 from .test_properties import weights

@@ -20,8 +20,8 @@ pytestmark = pytest.mark.e2e
 RENAMED_RELEASE = """
 import os
 
-from meshkit.components import TrafficSplit
-from meshkit.program import main
+from meshkit.pulumi.components import TrafficSplit
+from meshkit.pulumi.program import main
 
 release = os.environ.get("MESHKIT_TEST_RELEASE")
 if release:

@@ -16,7 +16,6 @@ from pulumi.runtime.proto import resource_pb2, resource_pb2_grpc
 
 from meshkit.config.stack import StackConfig
 from meshkit.config.stack_file import ENGINE_SOURCE, PROJECT, engine_config_keys
-from meshkit.engine.sources import last_deployed_outputs
 from meshkit.errors import ConfigError, MeshkitError
 from meshkit.mesh.checks import analyze_stack, errors_only
 from meshkit.mesh.gatewayapi import resolved_namespace, waypoint_of
@@ -187,7 +186,9 @@ def explain_failures_hook() -> pulumi.ErrorHook | None:
     return pulumi.ErrorHook("meshkit-explain-failure", explain)
 
 
-def main(read_deployed: Callable[[str], Mapping[str, Any]] = last_deployed_outputs) -> None:
+def main(read_deployed: Callable[[str], Mapping[str, Any]]) -> None:
+    """The program. ``read_deployed(stack)``: the outputs of the stack's last deployment (the entry point
+    passes :func:`meshkit.engine.sources.last_deployed_outputs`, which asks the engine)."""
     stack_name = pulumi.get_stack()
     try:
         scope = step_scope()

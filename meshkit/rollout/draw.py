@@ -16,6 +16,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from meshkit.config.values import percent_text
 from meshkit.rollout.plan import (
     Summary,
     describe_fault,
@@ -114,7 +115,7 @@ def edges(name: str, service: Mapping[str, Any]) -> Iterator[Edge]:
             yield to(version, f"fault {label}{describe_fault(fault)}", dashed=True)
     mirror = service.get("mirror")
     if mirror:
-        yield to(mirror["version"], f"mirror {mirror.get('percentage', 100):g}%", dashed=True)
+        yield to(mirror["version"], f"mirror {percent_text(mirror.get('percentage', 100))}%", dashed=True)
 
 
 def ingress_edges(name: str, ingress: Mapping[str, Any]) -> Iterator[Edge]:

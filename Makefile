@@ -149,7 +149,7 @@ docs-serve: bootstrap
 
 ## make schema: regenerate the JSON Schema of the stack file from the models (a test fails while it differs)
 schema: bootstrap
-	$(VENV)/bin/python -m meshkit.stack_schema --write
+	$(VENV)/bin/python -m meshkit.config.schema --write
 
 ## make wheel: meshkit's wheel in dist/, for other Pulumi programs to install (see examples/consumer)
 wheel: bootstrap

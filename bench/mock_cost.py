@@ -18,8 +18,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from meshkit.analysis import validate_stack
-from meshkit.program import build_mesh
+from meshkit.mesh.checks import validate_stack
+from meshkit.pulumi.program import build_mesh
 from tests.pulumi_mocks import Recorder, pulumi_mocks
 
 from . import handwritten

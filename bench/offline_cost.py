@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from meshkit.analysis import analyze_stack
-from meshkit.config import load_stack_file, read_stack_file_keys
-from meshkit.rollout import stack_summary
+from meshkit.config.stack_file import read_stack_file_keys
+from meshkit.mesh.checks import analyze_stack, load_stack_file
+from meshkit.rollout.summary import stack_summary
 
 from .stacks import stack_config, with_weight_change, write_stack_file
 

@@ -42,8 +42,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from meshkit.analysis import validate_stack
-from meshkit.render import render_stack
+from meshkit.mesh.checks import validate_stack
+from meshkit.mesh.render import render_stack
 from tests.e2e.engine import VENV_BIN, PulumiProject, new_project
 
 from .stacks import stack_config, stack_file_text, with_weight_change

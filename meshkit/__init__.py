@@ -1,17 +1,17 @@
 """meshkit: Istio rollouts as code.
 
-The pure core (models, rendering, analysis) imports without Pulumi; the Pulumi components are loaded on
-first use, so ``from meshkit import TrafficSplit`` works in any Pulumi program.
+The package is layered, each layer importing only those below it: :mod:`meshkit.config` (the user's model),
+:mod:`meshkit.mesh` (rendering and checks), :mod:`meshkit.rollout` (a step between two deployments),
+:mod:`meshkit.pulumi` (the components and the program), :mod:`meshkit.engine` (running the engine) and
+:mod:`meshkit.cli`. The pure core imports without Pulumi; the Pulumi components are loaded on first use, so
+``from meshkit import TrafficSplit`` works in any Pulumi program.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .analysis import check_stack, validate_stack
-from .config import load_stack_file
-from .errors import ConfigError, Finding, MeshkitError, Severity
-from .models import (
+from meshkit.config import (
     Abort,
     Delay,
     FaultRule,
@@ -27,10 +27,12 @@ from .models import (
     TrafficPolicy,
     VersionSpec,
 )
-from .render import render_stack
+from meshkit.errors import ConfigError, Finding, MeshkitError, Severity
+from meshkit.mesh.checks import check_stack, load_stack_file, validate_stack
+from meshkit.mesh.render import render_stack
 
 if TYPE_CHECKING:
-    from .components import (
+    from meshkit.pulumi.components import (
         HTTPRouteSplit,
         HTTPRouteSplitArgs,
         InjectedNamespace,
@@ -39,18 +41,18 @@ if TYPE_CHECKING:
         VersionedService,
         VersionedServiceArgs,
     )
-    from .program import Mesh, build_mesh
+    from meshkit.pulumi.program import Mesh, build_mesh
 
 _PULUMI_NAMES = {
-    "InjectedNamespace": "components",
-    "VersionedService": "components",
-    "VersionedServiceArgs": "components",
-    "TrafficSplit": "components",
-    "TrafficSplitArgs": "components",
-    "HTTPRouteSplit": "components",
-    "HTTPRouteSplitArgs": "components",
-    "Mesh": "program",
-    "build_mesh": "program",
+    "InjectedNamespace": "pulumi.components",
+    "VersionedService": "pulumi.components",
+    "VersionedServiceArgs": "pulumi.components",
+    "TrafficSplit": "pulumi.components",
+    "TrafficSplitArgs": "pulumi.components",
+    "HTTPRouteSplit": "pulumi.components",
+    "HTTPRouteSplitArgs": "pulumi.components",
+    "Mesh": "pulumi.program",
+    "build_mesh": "pulumi.program",
 }
 
 __all__ = [

@@ -8,8 +8,8 @@ from typing import Any
 
 import yaml
 
-from meshkit.config import stack_file_keys
-from meshkit.models import StackConfig
+from meshkit.config.stack import StackConfig
+from meshkit.config.stack_file import stack_file_keys
 
 TESTS = Path(__file__).parent
 REPO = TESTS.parent

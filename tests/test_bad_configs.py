@@ -13,8 +13,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from meshkit.cli import app
-from meshkit.program import main
+from meshkit.cli.app import app
+from meshkit.pulumi.program import main
 
 from .pulumi_mocks import pulumi_mocks
 from .scenario_data import TESTS, case_config, stack_file_text

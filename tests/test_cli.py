@@ -14,10 +14,11 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from meshkit.cli import app
-from meshkit.config import load_stack_file
-from meshkit.render import manifests_to_yaml, render_stack
-from meshkit.rollout import deployment_outputs, stack_summary
+from meshkit.cli.app import app
+from meshkit.mesh.checks import load_stack_file
+from meshkit.mesh.manifest import manifests_to_yaml
+from meshkit.mesh.render import render_stack
+from meshkit.rollout.summary import deployment_outputs, stack_summary
 
 from .goldens import assert_matches_golden
 from .scenario_data import REPO, SCENARIOS, scenario, scenario_raw, stack_file_text

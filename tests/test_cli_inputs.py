@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from meshkit.cli import app
-from meshkit.config import load_stack_file
-from meshkit.rollout import stack_summary
+from meshkit.cli.app import app
+from meshkit.mesh.checks import load_stack_file
+from meshkit.rollout.summary import stack_summary
 
 from .scenario_data import SCENARIOS
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from meshkit.config import stack_file_keys
+from meshkit.config.stack_file import stack_file_keys
 from toolchain.cluster import ClusterError, stack_file_for_cluster
 
 from .scenario_data import REPO

@@ -8,9 +8,10 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pytest
 
-from meshkit.components import TrafficSplit, TrafficSplitArgs, VersionedService, VersionedServiceArgs
-from meshkit.program import build_mesh, main
-from meshkit.render import caller_principals, render_stack
+from meshkit.mesh.render import render_stack
+from meshkit.mesh.security import caller_principals
+from meshkit.pulumi.components import TrafficSplit, TrafficSplitArgs, VersionedService, VersionedServiceArgs
+from meshkit.pulumi.program import build_mesh, main
 
 from .pulumi_mocks import Recorder, pulumi_mocks
 from .scenario_data import SCENARIO_STEPS, nginx_stack, scenario, scenario_raw

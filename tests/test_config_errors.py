@@ -6,9 +6,8 @@ from typing import Any
 
 import pytest
 
-from meshkit.analysis import check_stack, validate_stack
-from meshkit.config import load_stack_file, parse_stack_file_text
 from meshkit.errors import ConfigError, Severity
+from meshkit.mesh.checks import check_stack, load_stack_file, parse_stack_file_text, validate_stack
 
 from .scenario_data import nginx_stack, scenario_raw
 

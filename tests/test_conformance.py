@@ -16,12 +16,13 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from meshkit import analysis, conformance
-from meshkit.cli import app
-from meshkit.config import load_stack_file
-from meshkit.conformance import jsonschema_errors, schema_errors
-from meshkit.program import main
-from meshkit.render import owned_manifests, render_stack
+from meshkit.cli.app import app
+from meshkit.mesh import checks as analysis
+from meshkit.mesh import conformance
+from meshkit.mesh.checks import load_stack_file
+from meshkit.mesh.conformance import jsonschema_errors, schema_errors
+from meshkit.mesh.render import owned_manifests, render_stack
+from meshkit.pulumi.program import main
 
 from .pulumi_mocks import pulumi_mocks
 from .scenario_data import REPO, SCENARIO_STEPS, SCENARIOS, scenario, scenario_raw

@@ -10,10 +10,10 @@ import re2
 from hypothesis import given
 from hypothesis import strategies as st
 
-from meshkit.analysis import validate_stack
+from meshkit.config.traffic import RequestMatch, cookie_regex
 from meshkit.errors import ConfigError
-from meshkit.models import RequestMatch, cookie_regex
-from meshkit.render import render_stack
+from meshkit.mesh.checks import validate_stack
+from meshkit.mesh.render import render_stack
 
 from .scenario_data import nginx_stack
 

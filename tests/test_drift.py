@@ -1,13 +1,13 @@
-"""Drift between the last deployment and the VirtualServices the cluster stores (meshkit.drift)."""
+"""Drift between the last deployment and the VirtualServices the cluster stores (meshkit.rollout.drift)."""
 
 from __future__ import annotations
 
 import copy
 
-from meshkit.drift import live_weights, weight_drift
-from meshkit.plan import Change
-from meshkit.render import render_stack
-from meshkit.rollout import stack_summary
+from meshkit.mesh.render import render_stack
+from meshkit.rollout.drift import live_weights, weight_drift
+from meshkit.rollout.plan import Change
+from meshkit.rollout.summary import stack_summary
 
 from .scenario_data import scenario
 

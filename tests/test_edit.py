@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from meshkit import edit
-from meshkit.config import stack_file_keys
+from meshkit.config.stack_file import stack_file_keys
 from meshkit.errors import ConfigError, Finding
+from meshkit.rollout import edit
 
 SOURCE = "stacks/Pulumi.test.yaml"
 

@@ -13,14 +13,14 @@ from typing import Any
 
 import pytest
 
-from meshkit import engine_step
-from meshkit.config import parse_stack_file_text
-from meshkit.engine_step import DryRun, EngineRun, _environment, run_step, step_command
+from meshkit.engine import step as engine_step
+from meshkit.engine.refresh_scope import ObjectRef
+from meshkit.engine.sources import cluster_config
+from meshkit.engine.step import DryRun, EngineRun, _environment, run_step, step_command
 from meshkit.errors import MeshkitError
-from meshkit.refresh_scope import ObjectRef
-from meshkit.render import virtual_service_manifest
-from meshkit.sources import cluster_config
-from meshkit.step_scope import FINGERPRINTS_OUTPUT, SCOPE_FILE_ENV, fingerprints
+from meshkit.mesh.checks import parse_stack_file_text
+from meshkit.mesh.istio import virtual_service_manifest
+from meshkit.rollout.step_scope import FINGERPRINTS_OUTPUT, SCOPE_FILE_ENV, fingerprints
 
 from .scenario_data import SCENARIOS
 

@@ -1,4 +1,4 @@
-"""Reading a stack file as the Pulumi engine reads it (meshkit/engine_yaml.py, meshkit/config.py).
+"""Reading a stack file as the Pulumi engine reads it (meshkit/config/engine_yaml.py, meshkit/config/stack_file.py).
 
 ENGINE_SCALARS is what the engine (Pulumi 3.259.0, Go's yaml.v3) handed the program for each plain scalar
 written as a value inside a config mapping; tests/e2e/test_engine_reading.py checks the same table against
@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
-from meshkit.config import engine_config_keys, engine_text, stack_file_keys
-from meshkit.engine_yaml import MAX_DEPTH, decode_text, read_yaml
+from meshkit.config.engine_yaml import MAX_DEPTH, decode_text, read_yaml
+from meshkit.config.stack_file import engine_config_keys, engine_text, stack_file_keys
 from meshkit.errors import ConfigError
 
 ENGINE_SCALARS: list[tuple[str, Any]] = [

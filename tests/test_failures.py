@@ -1,8 +1,8 @@
-"""meshkit's account of a failed object: what traffic does now, and what to do (meshkit.failures)."""
+"""meshkit's account of a failed object: what traffic does now, and what to do (meshkit.pulumi.failures)."""
 
 from __future__ import annotations
 
-from meshkit.failures import FailedObject, explain_failure
+from meshkit.pulumi.failures import FailedObject, explain_failure
 
 DEPLOYMENT_INPUTS = {
     "apiVersion": "apps/v1",

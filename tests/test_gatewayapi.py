@@ -16,8 +16,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from meshkit.analysis import check_stack, validate_stack
-from meshkit.components import (
+from meshkit.config.stack import StackConfig
+from meshkit.mesh.checks import check_stack, validate_stack
+from meshkit.mesh.conformance import crd_schema, schema_errors
+from meshkit.mesh.gatewayapi import gateway_duration, mirror_share, waypoint_of
+from meshkit.mesh.render import render_stack
+from meshkit.pulumi.components import (
     HTTPRouteSplit,
     HTTPRouteSplitArgs,
     TrafficSplit,
@@ -25,16 +29,12 @@ from meshkit.components import (
     VersionedService,
     VersionedServiceArgs,
 )
-from meshkit.conformance import crd_schema, schema_errors
-from meshkit.drift import weight_drift
-from meshkit.failures import FailedObject, explain_failure
-from meshkit.gatewayapi import gateway_duration, mirror_share, waypoint_of
-from meshkit.graph import to_dot, to_mermaid
-from meshkit.models import StackConfig
-from meshkit.plan import plan_changes
-from meshkit.program import build_mesh
-from meshkit.render import render_stack
-from meshkit.rollout import check_rollout, stack_summary, summary_from_outputs
+from meshkit.pulumi.failures import FailedObject, explain_failure
+from meshkit.pulumi.program import build_mesh
+from meshkit.rollout.draw import to_dot, to_mermaid
+from meshkit.rollout.drift import weight_drift
+from meshkit.rollout.plan import plan_changes
+from meshkit.rollout.summary import check_rollout, stack_summary, summary_from_outputs
 
 from .pulumi_mocks import Recorder, pulumi_mocks
 from .scenario_data import SCENARIO_STEPS, scenario, scenario_raw

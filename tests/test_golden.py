@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from meshkit.render import manifests_to_yaml, render_stack
+from meshkit.mesh.manifest import manifests_to_yaml
+from meshkit.mesh.render import render_stack
 
 from .goldens import assert_matches_golden
 from .scenario_data import SCENARIO_STEPS, scenario

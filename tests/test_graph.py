@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from meshkit.analysis import validate_stack
-from meshkit.graph import to_dot, to_mermaid
-from meshkit.plan import Summary
-from meshkit.rollout import stack_summary, summary_from_outputs
+from meshkit.mesh.checks import validate_stack
+from meshkit.rollout.draw import to_dot, to_mermaid
+from meshkit.rollout.plan import Summary
+from meshkit.rollout.summary import stack_summary, summary_from_outputs
 
 from .graph_parsers import Diagram, Mermaid, parse_dot
 from .test_properties import weights
@@ -222,3 +222,11 @@ def test_any_names_and_values_parse_with_a_node_per_thing(
     for diagram in _drawn(summary, mermaid).values():
         _assert_one_node_per_thing(summary, diagram)
         _assert_edge_labels(diagram, labels)
+
+
+def test_a_mirror_share_is_labelled_as_written(mermaid: Mermaid) -> None:
+    # As the plan writes it (plan.describe_mirror): 0.00001, not Python's 1e-05.
+    traffic = {"weights": {"v1": 100}, "mirror": {"version": "v2", "percentage": 0.00001}}
+    summary = _summary({"web": _service("demo", ["v1", "v2"], traffic=traffic)})
+    for diagram in _drawn(summary, mermaid).values():
+        _assert_edge_labels(diagram, ["mirror 0.00001%"])

@@ -13,15 +13,16 @@ import pulumi
 import pytest
 from typer.testing import CliRunner
 
-from meshkit.analysis import check_stack, validate_stack
-from meshkit.cli import app
+from meshkit.cli.app import app
+from meshkit.config.stack import StackConfig
 from meshkit.errors import ConfigError
-from meshkit.ingress import service_host
-from meshkit.models import StackConfig
-from meshkit.plan import plan_changes
-from meshkit.program import build_mesh, main
-from meshkit.render import render_stack, virtual_service_manifest
-from meshkit.rollout import stack_summary, summary_from_outputs
+from meshkit.mesh.checks import check_stack, validate_stack
+from meshkit.mesh.ingress import service_host
+from meshkit.mesh.istio import virtual_service_manifest
+from meshkit.mesh.render import render_stack
+from meshkit.pulumi.program import build_mesh, main
+from meshkit.rollout.plan import plan_changes
+from meshkit.rollout.summary import stack_summary, summary_from_outputs
 
 from .pulumi_mocks import pulumi_mocks
 from .scenario_data import SCENARIO_STEPS, scenario, scenario_raw, stack_file_text

@@ -1,4 +1,4 @@
-"""What a killed `pulumi up` left in a render directory (meshkit/interrupted.py): the files no resource of
+"""What a killed `pulumi up` left in a render directory (meshkit/engine/interrupted.py): the files no resource of
 the state accounts for, and the files of objects the state holds that the killed update changed or deleted;
 `meshkit unlock` setting them right once it finds the killed update's lock."""
 
@@ -16,9 +16,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from meshkit.cli import app
-from meshkit.errors import MeshkitError
-from meshkit.interrupted import (
+from meshkit.cli.app import app
+from meshkit.engine.interrupted import (
     ObjectId,
     file_documents,
     manifest_yaml,
@@ -31,6 +30,7 @@ from meshkit.interrupted import (
     stack_state,
     state_objects,
 )
+from meshkit.errors import MeshkitError
 
 from .scenario_data import REPO
 
@@ -709,7 +709,7 @@ def _unlock(monkeypatch: pytest.MonkeyPatch, export: Any, backend: Path) -> Any:
             raise export
         return export
 
-    monkeypatch.setattr("meshkit.interrupted.stack_state", fake_state)
+    monkeypatch.setattr("meshkit.engine.interrupted.stack_state", fake_state)
     result = CliRunner().invoke(app, ["unlock", STACK, "--backend", f"file://{backend}"])
     result.calls = calls
     return result

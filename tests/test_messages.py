@@ -18,10 +18,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from meshkit.analysis import _unwrap, validate_stack
-from meshkit.config import parse_stack_file_text
+from meshkit.config.stack import StackConfig
+from meshkit.config.validation import _unwrap
 from meshkit.errors import ConfigError
-from meshkit.models import StackConfig
+from meshkit.mesh.checks import parse_stack_file_text, validate_stack
 
 from .scenario_data import scenario_raw, stack_file_text
 

@@ -7,8 +7,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from meshkit.analysis import validate_stack
-from meshkit.render import render_stack
+from meshkit.mesh.checks import validate_stack
+from meshkit.mesh.render import render_stack
 
 VERSIONS = ["v1", "v2", "v3", "v4"]
 

@@ -1,4 +1,4 @@
-"""What a step on a cluster refreshes (meshkit.refresh_scope): the objects written since the state recorded
+"""What a step on a cluster refreshes (meshkit.engine.refresh_scope): the objects written since the state recorded
 them, compared without what only the cluster writes; every object when that cannot be told."""
 
 from __future__ import annotations
@@ -6,14 +6,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from meshkit.refresh_scope import (
-    FullRefresh,
-    ObjectRef,
-    changed_objects,
-    component_of,
-    deployed_objects,
-)
-from meshkit.step_scope import Component
+from meshkit.engine.refresh_scope import FullRefresh, ObjectRef, changed_objects, component_of, deployed_objects
+from meshkit.rollout.step_scope import Component
 
 PARENT = "urn:pulumi:prod::meshkit::meshkit:index:TrafficSplit::nginx"
 VS_URN = (

@@ -5,8 +5,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from meshkit.models import StackConfig
-from meshkit.render import render_stack
+from meshkit.config.stack import StackConfig
+from meshkit.mesh.render import render_stack
 
 from .scenario_data import SCENARIO_STEPS, nginx_stack, scenario
 
@@ -201,7 +201,7 @@ def test_multi_port_service_routes_name_the_port() -> None:
 
 
 def test_revision_and_ambient_namespaces() -> None:
-    # An ambient namespace that holds services gets its waypoint (meshkit/gatewayapi.py), and the label for it.
+    # An ambient namespace that holds services gets its waypoint (meshkit/mesh/gatewayapi.py), and the label for it.
     ambient = {"istio.io/dataplane-mode": "ambient", "istio.io/use-waypoint": "waypoint"}
     for spec, label in (({"revision": "1-30"}, {"istio.io/rev": "1-30"}),
                         ({"dataplane": "ambient"}, ambient)):  # fmt: skip

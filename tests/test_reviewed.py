@@ -15,9 +15,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from meshkit.cli import app
-from meshkit.errors import MeshkitError
-from meshkit.reviewed import (
+from meshkit.cli.app import app
+from meshkit.engine.reviewed import (
     RECORD_FILE,
     SECRET,
     STACK_FILE_COPY,
@@ -35,6 +34,7 @@ from meshkit.reviewed import (
     verdict,
     write_review,
 )
+from meshkit.errors import MeshkitError
 
 from .scenario_data import REPO, SCENARIOS
 

@@ -8,10 +8,16 @@ from typing import Any
 import pulumi
 import pytest
 
-from meshkit.analysis import validate_stack
 from meshkit.errors import ConfigError
-from meshkit.program import main
-from meshkit.rollout import check_rollout, deployment_outputs, previous_weights, stack_summary, summary_from_outputs
+from meshkit.mesh.checks import validate_stack
+from meshkit.pulumi.program import main
+from meshkit.rollout.summary import (
+    check_rollout,
+    deployment_outputs,
+    previous_weights,
+    stack_summary,
+    summary_from_outputs,
+)
 
 from .pulumi_mocks import pulumi_mocks
 from .scenario_data import nginx_stack, scenario, scenario_raw

@@ -8,12 +8,12 @@ import pulumi
 import pytest
 from typer.testing import CliRunner
 
-from meshkit.analysis import check_stack, validate_stack
-from meshkit.cli import app
+from meshkit.cli.app import app
+from meshkit.config.stack import StackConfig
 from meshkit.errors import ConfigError, Severity
-from meshkit.models import StackConfig
-from meshkit.program import build_mesh, main
-from meshkit.render import render_stack
+from meshkit.mesh.checks import check_stack, validate_stack
+from meshkit.mesh.render import render_stack
+from meshkit.pulumi.program import build_mesh, main
 
 from .pulumi_mocks import pulumi_mocks
 from .scenario_data import nginx_stack, scenario, scenario_raw

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from meshkit.cli import app
-from meshkit.stale_locks import backend_directory, remove_stale_locks, stack_locks
+from meshkit.cli.app import app
+from meshkit.engine.stale_locks import backend_directory, remove_stale_locks, stack_locks
 
 from .scenario_data import REPO
 
@@ -90,7 +90,7 @@ def test_only_file_backends_have_locks_meshkit_reads() -> None:
 def state_of_nothing_rendered(monkeypatch: pytest.MonkeyPatch) -> None:
     """The stack's state, which `unlock` reads after a killed update (tests/test_interrupted.py): empty."""
     export = {"version": 3, "deployment": {"manifest": {}, "resources": []}}
-    monkeypatch.setattr("meshkit.interrupted.stack_state", lambda *args, **kwargs: export)
+    monkeypatch.setattr("meshkit.engine.interrupted.stack_state", lambda *args, **kwargs: export)
 
 
 def test_a_zombie_pulumi_holds_no_lock(tmp_path: Path) -> None:

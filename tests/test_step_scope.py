@@ -1,4 +1,4 @@
-"""Targeted steps (meshkit.step_scope): the fingerprints see every change the program would register, and
+"""Targeted steps (meshkit.rollout.step_scope): the fingerprints see every change the program would register, and
 the registration set holds everything the engine would target, so nothing is left stale or deleted.
 
 The program runs under Pulumi's mocks for the configs before and after each step; the engine's targeting
@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 from google.protobuf import json_format
 
-from meshkit.models import StackConfig
-from meshkit.program import build_mesh
-from meshkit.render import caller_principals
-from meshkit.step_scope import (
+from meshkit.config.stack import StackConfig
+from meshkit.mesh.security import caller_principals
+from meshkit.pulumi.program import build_mesh
+from meshkit.rollout.step_scope import (
     FINGERPRINTS_OUTPUT,
     ROOT_STACK_TYPE,
     UNIT_KIND,
@@ -278,7 +278,7 @@ def test_what_only_a_full_up_can_do(why: str, monkeypatch: pytest.MonkeyPatch) -
     elif why == "another cluster":
         cluster = {"context": "kind-dev", "kubeconfig": None}
     else:
-        monkeypatch.setattr("meshkit.step_scope.code_digest", lambda: "a newer meshkit")
+        monkeypatch.setattr("meshkit.rollout.step_scope.code_digest", lambda: "a newer meshkit")
     assert isinstance(plan_step(stack, cluster, outputs, STACK, PROJECT), FullUp)
 
 
@@ -297,7 +297,7 @@ def test_a_service_with_secrets_is_in_every_step() -> None:
 
 
 def test_every_component_type_belongs_to_a_unit() -> None:
-    from meshkit import components
+    from meshkit.pulumi import components
 
     kinds = [c for c in vars(components).values() if isinstance(c, type) and issubclass(c, components.MeshkitComponent)]
     registered = {c.pulumi_type for c in kinds if c is not components.MeshkitComponent}

@@ -5,7 +5,7 @@
 The program reads the same ``meshkit:`` keys of the same stack file as meshkit's program, and registers
 every object with one explicit provider: the cluster of ``kubernetes:kubeconfig`` (``bench/live.py``), else
 a render-mode one writing to ``rendered/<stack>/``, as meshkit's program does when the stack names no
-cluster (``meshkit/program.py``: ``kubernetes_provider``, ``render_directory``).
+cluster (``meshkit/pulumi/program.py``: ``kubernetes_provider``, ``render_directory``).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ class WithProvider:
 def main() -> None:
     config = pulumi.Config("meshkit")
     stack = {"namespaces": config.require_object("namespaces"), "services": config.require_object("services")}
-    # A cluster when the stack names one (bench/live.py); else, as meshkit/program.py's render_directory,
+    # A cluster when the stack names one (bench/live.py); else, as meshkit/pulumi/program.py's render_directory,
     # relative, so that the state does not depend on the checkout.
     kubeconfig = pulumi.Config("kubernetes").get("kubeconfig")
     provider = (

@@ -39,8 +39,9 @@ from pydantic_core import PydanticUndefined, to_jsonable_python
 
 import meshkit
 from meshkit.cli import app
-from meshkit.models import PORT_PROTOCOLS, StackConfig
-from meshkit.stack_schema import SCHEMA_PATH, field_docs, plain_text
+from meshkit.config import StackConfig
+from meshkit.config.schema import SCHEMA_PATH, field_docs, plain_text
+from meshkit.config.values import PORT_PROTOCOLS
 
 HERE = Path(__file__).parent
 REPO = HERE.parent.parent
@@ -71,6 +72,10 @@ VALUE_TYPES = {
     "CookieName": "cookie name",
     "CookieValue": "cookie value",
     "Count": "whole number",
+    "Weight": "whole number",
+    "PortNumber": "port number",
+    "Percent": "number",
+    "Weights": "map of version → whole number, 0 to 100, summing to 100",
 }
 STACK_KEY_PREFIX = "meshkit:"
 

@@ -20,14 +20,15 @@ pytestmark = pytest.mark.e2e
 RENAMED_RELEASE = """
 import os
 
-from meshkit.components import TrafficSplit
-from meshkit.program import main
+from meshkit.engine.sources import last_deployed_outputs
+from meshkit.pulumi.components import TrafficSplit
+from meshkit.pulumi.program import main
 
 release = os.environ.get("MESHKIT_TEST_RELEASE")
 if release:
     TrafficSplit.pulumi_type = "meshkit:index:Routes"
     TrafficSplit.former_types = ("meshkit:index:TrafficSplit",) if release == "aliased" else ()
-main()
+main(read_deployed=last_deployed_outputs)
 """
 
 

@@ -49,7 +49,7 @@ def test_the_wheel_carries_the_package_data_and_dependency_ranges(wheel: Path) -
         metadata = archive.read(metadata_name).decode()
     assert "meshkit/py.typed" in names
     assert "meshkit/schemas/istio-1.30.3/customresourcedefinitions.gen.yaml" in names
-    assert "meshkit/schemas/stack-file.schema.json" in names
+    assert "meshkit/config/stack-file.schema.json" in names
     assert not any(n.startswith("tests/") for n in names)
     requires = [line.removeprefix("Requires-Dist: ") for line in metadata.splitlines() if line.startswith("Requires")]
     runtime = [r for r in requires if "extra ==" not in r]

@@ -1,8 +1,8 @@
 """Differential: the same stack files through ``meshkit check``'s reader and through the real Pulumi engine.
 
 The engine reads a stack file with Go's YAML 1.2 reader and hands the program each config value as text;
-meshkit's reader (meshkit/engine_yaml.py, meshkit/config.py) must arrive at the same values, so that what
-``check`` accepts is what ``up`` deploys. Four views of that:
+meshkit's reader (meshkit/config/engine_yaml.py, meshkit/config/stack_file.py) must arrive at the same
+values, so that what ``check`` accepts is what ``up`` deploys. Four views of that:
 
 * a probe program records the ``meshkit:`` config exactly as the program receives it, for a file holding
   every scalar of tests/test_engine_yaml.py's table, and the structures around them, and for the numbers
@@ -21,11 +21,12 @@ from pathlib import Path
 
 import pytest
 
-from meshkit.config import load_stack_file, stack_file_keys
+from meshkit.config.stack_file import stack_file_keys
 from meshkit.errors import ConfigError
-from meshkit.render import render_stack
-from meshkit.rollout import stack_summary
-from meshkit.step_scope import FINGERPRINTS_OUTPUT, fingerprints
+from meshkit.mesh.checks import load_stack_file
+from meshkit.mesh.render import render_stack
+from meshkit.rollout.step_scope import FINGERPRINTS_OUTPUT, fingerprints
+from meshkit.rollout.summary import stack_summary
 
 from ..scenario_data import SCENARIOS
 from ..test_engine_yaml import ENGINE_SCALARS, LEADING_ZERO_SCALARS
@@ -34,8 +35,8 @@ from .engine import PulumiProject, new_project
 pytestmark = pytest.mark.e2e
 
 PROBE = '''"""Probe: the meshkit: config as the program receives it from the engine, for the test to compare."""
-from meshkit.config import engine_config_keys
-from meshkit.program import engine_config
+from meshkit.config.stack_file import engine_config_keys
+from meshkit.pulumi.program import engine_config
 
 # The top-level keys come in Go's map order, which varies from run to run and means nothing.
 with open("probe.txt", "w", encoding="utf-8") as out:

@@ -27,9 +27,9 @@ import pytest
 import yaml
 
 from bench.stacks import stack_config, stack_file_text
-from meshkit.config import load_stack_file
-from meshkit.interrupted import ObjectId, object_id, recorded_manifest
-from meshkit.render import render_stack
+from meshkit.engine.interrupted import ObjectId, object_id, recorded_manifest
+from meshkit.mesh.checks import load_stack_file
+from meshkit.mesh.render import render_stack
 
 from ..scenario_data import REPO
 from .engine import PulumiProject, new_project

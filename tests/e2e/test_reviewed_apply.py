@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from meshkit.reviewed import Deployed, deployed_resources
+from meshkit.engine.reviewed import Deployed, deployed_resources
 
 from ..scenario_data import SCENARIOS
 from .engine import PulumiProject, new_project

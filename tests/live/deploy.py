@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from meshkit.config import parse_stack_file_text
-from meshkit.models import StackConfig
-from meshkit.render import render_stack
+from meshkit.config.stack import StackConfig
+from meshkit.mesh.checks import parse_stack_file_text
+from meshkit.mesh.render import render_stack
 from toolchain.cluster import LocalCluster, stack_file_for_cluster
 
 from ..e2e.engine import VENV_BIN, PulumiProject, new_project

@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 import yaml
 
-from meshkit.models import StackConfig
-from meshkit.render import render_stack
+from meshkit.config.stack import StackConfig
+from meshkit.mesh.render import render_stack
 from toolchain import istiod
 from toolchain.cluster import LocalCluster
 

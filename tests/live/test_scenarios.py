@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from meshkit.render import render_stack
+from meshkit.mesh.render import render_stack
 from toolchain.cluster import LocalCluster
 
 from ..scenario_data import A_STEPS, B_STEPS, C_STEPS, scenario

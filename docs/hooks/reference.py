@@ -81,8 +81,10 @@ STACK_KEY_PREFIX = "meshkit:"
 
 
 def _cell(text: str) -> str:
-    """Text for a Markdown table cell: one line, pipes escaped."""
-    return " ".join(text.split()).replace("|", "\\|")
+    """Text for a Markdown table cell: one line, pipes escaped outside code spans (inside one, the table reads a
+    pipe as text, and an escape would show)."""
+    parts = " ".join(text.split()).split("`")
+    return "`".join(part if i % 2 else part.replace("|", "\\|") for i, part in enumerate(parts))
 
 
 def _anchor(model: type[BaseModel]) -> str:
@@ -246,7 +248,8 @@ def yaml_text(value: Any) -> str:
 
 def config_reference() -> str:
     notes = yaml.safe_load((HERE / "config_notes.yaml").read_text(encoding="utf-8"))
-    return ConfigReference(StackConfig, notes).markdown()
+    # In a block of its own, so that the stylesheet keeps a key on one line in these tables only.
+    return f'<div class="config-keys" markdown>\n\n{ConfigReference(StackConfig, notes).markdown()}\n</div>\n'
 
 
 # --- the error codes ---------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from toolchain import images, istiod, standins
+from toolchain import images, istiod, prometheus, standins
 from toolchain.node import NODE_NAME as REAL_NODE_NAME
 from toolchain.node import NodeError, RealNode, free_subnet, node_bin_dir
 
@@ -65,13 +65,15 @@ CONTROLLER_THROUGHPUT = (*CLIENT_THROUGHPUT, "--concurrent-deployment-syncs", "5
                          "50", "--concurrent-service-endpoint-syncs", "50")  # fmt: skip
 # Start order (with a real node, containerd and kubelet instead of kwok, and socat for the gateway).
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", istiod.BINARY)
+# With a real node, a Prometheus scraping its proxies (toolchain/prometheus.py) and the refresher of its targets.
 REAL_NODE_COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "containerd",
-                        "kubelet", istiod.BINARY, "socat")  # fmt: skip
+                        "kubelet", istiod.BINARY, "socat", prometheus.BINARY, prometheus.TARGETS)  # fmt: skip
 # Stop order, one group after the other: the API server's clients, then the API server, then etcd. Stopped all
 # at once, the API server waits on etcd and istiod on the API server until they are killed (10 s); in this
 # order each exits within a second. The node's pods are killed once kubelet has stopped (RealNode).
-STOP_ORDER = (("socat", "kubelet"), (istiod.BINARY,), ("kwok", "kube-scheduler", "kube-controller-manager"),
-              ("kube-apiserver",), ("etcd",), ("containerd",))  # fmt: skip
+STOP_ORDER = (("socat", "kubelet", prometheus.BINARY, prometheus.TARGETS), (istiod.BINARY,),
+              ("kwok", "kube-scheduler", "kube-controller-manager"), ("kube-apiserver",), ("etcd",),
+              ("containerd",))  # fmt: skip
 assert {name for names in STOP_ORDER for name in names} == {*COMPONENTS, *REAL_NODE_COMPONENTS}
 
 
@@ -302,6 +304,11 @@ class LocalCluster:
         return None if subnet is None else RealNode(self.directory / "node", int(str(subnet)))
 
     @property
+    def prometheus_url(self) -> str:
+        """The cluster's Prometheus on loopback (a real node only): what ``meshkit:prometheus.address`` names."""
+        return f"http://127.0.0.1:{self.state()['prometheus_port']}"
+
+    @property
     def gateway_url(self) -> str:
         """The ingress gateway on loopback (a real node only)."""
         return f"http://127.0.0.1:{self.state()['gateway_port']}"
@@ -399,6 +406,7 @@ class LocalCluster:
                 "the ingress gateway's Envoy to be ready", deadline, self, lambda: self._gateway_address() is not None
             )
             self._forward_gateway()
+            self._start_prometheus(deadline)
         else:
             # Its readiness follows 3 s later (kwok); what selects it (a Gateway's selector) needs the pod only.
             _wait("the ingress gateway's pod", deadline, self, lambda: istiod.gateway_pod_exists(self._api))
@@ -474,6 +482,29 @@ class LocalCluster:
         self._start("socat", ["socat", f"TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr",
                               f"TCP:{address}:{GATEWAY_POD_PORT}"], self.pids())  # fmt: skip
         self._write_state(gateway_port=port)
+
+    def _start_prometheus(self, deadline: float) -> None:
+        """Prometheus on a free loopback port, scraping every proxy (toolchain/prometheus.py); ready once it
+        has scraped the ingress gateway's Envoy (the one proxy a new cluster has)."""
+        directory, port = self.directory / "prometheus", free_port()
+        directory.mkdir()
+        (directory / "targets.json").write_text("[]\n")
+        (directory / "prometheus.yml").write_text(prometheus.config_text(directory / "targets.json"))
+        self._write_state(prometheus_port=port)
+        self._start(prometheus.TARGETS, prometheus.targets_command(directory, self.server, self.pki.directory),
+                    self.pids(), cwd=REPO)  # fmt: skip
+        self._start(prometheus.BINARY, prometheus.command(directory, port), self.pids())
+        _wait("Prometheus to scrape the ingress gateway's Envoy", deadline, self,
+              lambda: self._prometheus_scraped(istiod.NAMESPACE))  # fmt: skip
+
+    def _prometheus_scraped(self, namespace: str) -> bool:
+        """Whether Prometheus has a target of ``namespace`` up (scraped at least once, successfully)."""
+        try:
+            with urllib.request.urlopen(f"{self.prometheus_url}/api/v1/targets?state=active", timeout=2) as answer:
+                targets = json.load(answer)["data"]["activeTargets"]
+        except (OSError, ValueError, KeyError):
+            return False
+        return any(t["labels"].get("namespace") == namespace and t["health"] == "up" for t in targets)
 
     def _start_kubernetes(self, bin_dir: Path, ports: dict[str, int], server: str, deadline: float,
                           real_node: bool) -> None:  # fmt: skip
@@ -653,10 +684,12 @@ def _node_manifest() -> dict[str, object]:
 def _runs(pid: int, binary: str) -> bool:
     """Whether ``pid`` is alive and runs ``binary``: a PID left in a state file may have been reused."""
     try:
-        argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0", 1)[0].decode()
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
     except OSError:
         return False
-    return Path(argv0).name == binary
+    if binary == prometheus.TARGETS:
+        return prometheus.runs_targets(argv)
+    return Path(argv[0]).name == binary
 
 
 def _http_ok(url: str, context: ssl.SSLContext | None = None) -> bool:
@@ -697,9 +730,10 @@ def running_cluster(
         cluster.stop()
 
 
-def stack_file_for_cluster(text: str, kubeconfig: Path, source: str) -> str:
+def stack_file_for_cluster(text: str, kubeconfig: Path, source: str, prometheus_url: str | None = None) -> str:
     """A stack file's text with ``kubernetes:kubeconfig`` set to this cluster, every other line untouched
-    (so meshkit's keys read exactly as in the reviewed file)."""
+    (so meshkit's keys read exactly as in the reviewed file); with ``prometheus_url`` (a real node's), also
+    ``meshkit:prometheus`` pointed at the cluster's Prometheus when the file names none."""
     lines = text.splitlines()
     try:
         config_line = next(i for i, line in enumerate(lines) if line.rstrip() == "config:")
@@ -710,6 +744,8 @@ def stack_file_for_cluster(text: str, kubeconfig: Path, source: str) -> str:
     body = [line for line in lines[config_line + 1 :] if line.strip() and not line.lstrip().startswith("#")]
     indent = body[0][: len(body[0]) - len(body[0].lstrip())] if body else "  "
     lines.insert(config_line + 1, f"{indent}kubernetes:kubeconfig: {json.dumps(str(kubeconfig))}")
+    if prometheus_url and not any(line.lstrip().startswith("meshkit:prometheus:") for line in lines):
+        lines.insert(config_line + 2, f"{indent}meshkit:prometheus: {json.dumps({'address': prometheus_url})}")
     return "\n".join(lines) + "\n"
 
 
@@ -746,6 +782,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             if node_bin:
                 say(f"ingress gateway (istio-ingressgateway's Envoy): {cluster.gateway_url}/")
+                say(f"Prometheus, scraping every proxy: {cluster.prometheus_url} (meshkit:prometheus.address)")
             say(f"kubeconfig: {cluster.kubeconfig}; audit log: {cluster.audit_log}; stop: make cluster-down")
             print(cluster.kubeconfig)
         elif args.action == "stack-file":
@@ -758,7 +795,9 @@ def main(argv: list[str] | None = None) -> int:
             if not source.is_file():
                 raise ClusterError(f"{source} does not exist: STACK must name a file in stacks/")
             target = cluster.directory / source.name
-            target.write_text(stack_file_for_cluster(source.read_text(), cluster.kubeconfig, str(source)))
+            prometheus_url = cluster.prometheus_url if "prometheus_port" in cluster.state() else None
+            target.write_text(stack_file_for_cluster(source.read_text(), cluster.kubeconfig, str(source),
+                                                     prometheus_url))  # fmt: skip
             print(target)
         elif args.action == "down":
             stopped = cluster.running()
@@ -771,6 +810,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name:24} {'running, pid ' + str(running[name]) if name in running else 'stopped'}")
             if cluster.real_node and "socat" in running:
                 print(f"{'ingress gateway':24} {cluster.gateway_url}/")
+            if cluster.real_node and prometheus.BINARY in running:
+                print(f"{'prometheus':24} {cluster.prometheus_url} (meshkit:prometheus.address)")
             return 0 if len(running) == len(components) else 1
     except AlreadyRunningError as err:
         say(f"error: {err}")

@@ -27,10 +27,20 @@ packages=(
   # (npm packages, toolchain/install-mermaid.sh) under Node.js.
   graphviz nodejs
 )
+# Pinned to one version (name=version, apt-get's syntax): Prometheus and its promtool, for the metric gate
+# (meshkit/metrics): the local cluster runs its own Prometheus on loopback (toolchain/prometheus.py), and the
+# tests load recorded series into one with promtool. Debian's service of the package is never started or
+# enabled by this script: see prometheus_service_off below. A point release of Debian 12 that replaces this
+# version makes the install fail, naming it: change the pin then (apt-cache policy prometheus).
+pinned=(prometheus=2.42.0+ds-5+deb12u1)
 # Debian's npm is a package of its own; a Node.js from elsewhere (NodeSource's) brings npm and conflicts with it.
 command -v npm >/dev/null || packages+=(npm)
 
-installed() { [[ "$(dpkg-query -W -f='${db:Status-Abbrev}' "$1" 2>/dev/null)" == "ii " ]]; }
+installed() {
+  local name=${1%%=*} version=${1#*=}
+  [[ "$(dpkg-query -W -f='${db:Status-Abbrev}' "$name" 2>/dev/null)" == "ii " ]] || return 1
+  [[ "$1" != *=* || "$(dpkg-query -W -f='${Version}' "$name")" == "$version" ]]
+}
 
 command -v dpkg-query >/dev/null && command -v apt-get >/dev/null || {
   say "this needs Debian's dpkg and apt-get (Debian 12); install these by hand: ${packages[*]}"
@@ -38,9 +48,9 @@ command -v dpkg-query >/dev/null && command -v apt-get >/dev/null || {
 }
 
 missing=()
-for p in "${packages[@]}"; do installed "$p" || missing+=("$p"); done
+for p in "${packages[@]}" "${pinned[@]}"; do installed "$p" || missing+=("$p"); done
 if ((${#missing[@]} == 0)); then
-  say "all present: ${packages[*]}"
+  say "all present: ${packages[*]} ${pinned[*]}"
   exit 0
 fi
 
@@ -52,7 +62,38 @@ fi
 # Wait for another apt-get or dpkg (an unattended upgrade, a second run) instead of failing on its lock.
 apt=("${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 -q)
 
+# Debian's prometheus package starts its service (Prometheus on *:9090, scraping a node exporter) from its
+# maintainer script, through invoke-rc.d or deb-systemd-invoke, which both ask /usr/sbin/policy-rc.d first.
+# meshkit runs its own Prometheus on a loopback port: for the length of the install, a policy-rc.d of this
+# script's forbids starting that one service (a policy-rc.d already there is set aside and put back), and the
+# service is then disabled at boot.
+policy=/usr/sbin/policy-rc.d
+saved_policy=$policy.meshkit-saved
+own_policy=
+prometheus_service_off() {
+  [[ " ${missing[*]} " == *" prometheus="* ]] || return 0
+  [[ -e $policy ]] && "${sudo[@]}" mv "$policy" "$saved_policy"
+  own_policy=1
+  "${sudo[@]}" tee "$policy" >/dev/null <<'POLICY'
+#!/bin/sh
+# Written by meshkit's toolchain/system-packages.sh for the length of one apt-get install: Debian's prometheus
+# service is not started (meshkit runs its own on loopback); every other action is allowed.
+for arg in "$@"; do
+  case "$arg" in --*) ;; prometheus|prometheus.service) exit 101 ;; *) exit 0 ;; esac
+done
+exit 0
+POLICY
+  "${sudo[@]}" chmod 755 "$policy"
+}
+restore_policy() {
+  [[ -n $own_policy ]] || return 0
+  "${sudo[@]}" rm -f "$policy"
+  [[ ! -e $saved_policy ]] || "${sudo[@]}" mv "$saved_policy" "$policy"
+}
+trap restore_policy EXIT
+
 say "installing: ${missing[*]}"
+prometheus_service_off
 say "apt-get update"
 "${apt[@]}" update >&2 || { say "apt-get update failed (see above): nothing installed"; exit 1; }
 "${apt[@]}" install -y --no-install-recommends "${missing[@]}" >&2 || {
@@ -63,4 +104,10 @@ say "apt-get update"
 still=()
 for p in "${missing[@]}"; do installed "$p" || still+=("$p"); done
 ((${#still[@]} == 0)) || { say "still not installed after apt-get: ${still[*]}"; exit 1; }
+if [[ " ${missing[*]} " == *" prometheus="* ]]; then
+  # Not started at boot either (the package enables it): systemd's links and the SysV ones, whichever exist.
+  command -v deb-systemd-helper >/dev/null && "${sudo[@]}" deb-systemd-helper disable prometheus.service >/dev/null 2>&1 || true
+  command -v update-rc.d >/dev/null && "${sudo[@]}" update-rc.d prometheus disable >/dev/null 2>&1 || true
+  say "Debian's prometheus service: not started, disabled at boot (meshkit runs its own on loopback)"
+fi
 say "installed: ${missing[*]}"

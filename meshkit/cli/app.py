@@ -46,6 +46,9 @@ from meshkit.errors import ConfigError, Finding, MeshkitError, Severity
 from meshkit.mesh.checks import analyze_stack, errors_only, load_stack_file, parse_stack_file_text
 from meshkit.mesh.manifest import Manifest, manifests_to_yaml
 from meshkit.mesh.render import render_stack
+from meshkit.metrics.evidence import ServiceEvidence, gained, plan_evidence, weight_moves
+from meshkit.metrics.gate import count_text, gate, percentile_label, shown_rate
+from meshkit.metrics.prometheus import PrometheusError
 from meshkit.rollout import edit
 from meshkit.rollout.draw import to_dot, to_mermaid
 from meshkit.rollout.drift import weight_drift
@@ -229,10 +232,14 @@ def _markdown_table(changes: list[Change], before: str = "Before", after: str = 
 
 
 def plan_markdown(stack: str, base_label: str, changes: list[Change], findings: list[Finding],
-                  before: dict[str, Any], after: dict[str, Any], drift: list[Change] | None = None) -> str:  # fmt: skip
-    """A pull-request comment: the changes, what meshkit would refuse, the traffic before and after."""
+                  before: dict[str, Any], after: dict[str, Any], drift: list[Change] | None = None,
+                  evidence: list[ServiceEvidence] | None = None) -> str:  # fmt: skip
+    """A pull-request comment: the changes, the live evidence on the versions they move, what meshkit would
+    refuse, the traffic before and after."""
     lines = [f"### meshkit plan: stack `{stack}` against {base_label}", ""]
     lines += _markdown_table(changes) if changes else ["No traffic changes."]
+    if evidence:
+        lines += ["", *evidence_markdown(evidence)]
     if drift:
         lines += ["", f"**{DRIFT_NOTE}.**", "", *_markdown_table(drift, "Deployed", "In the cluster")]
     errors = errors_only(findings)
@@ -272,12 +279,14 @@ def plan(
         changes = plan_changes(before, after)
         findings = sorted(warnings + check_rollout(config, before))
         drift = _drift(path, before) if base == "deployed" else []
+        evidence = plan_evidence(config, before, after)
         if output_format is PlanFormat.MARKDOWN:
-            markdown = plan_markdown(name, base_label, changes, findings, before, after, drift)
+            markdown = plan_markdown(name, base_label, changes, findings, before, after, drift, evidence)
             out.print(markdown, markup=False, end="")
         else:
             out.print(f"Plan for stack {name} ({path}) against {base_label}:", markup=False)
             out.print(_changes_table(changes) if changes else "  no traffic changes", markup=False)
+            print_evidence(evidence)
             if drift:
                 out.print(f"{DRIFT_NOTE}:", markup=False)
                 out.print(_changes_table(drift, "Deployed", "In the cluster"), markup=False)
@@ -317,8 +326,19 @@ def step(
         Path | None,
         typer.Option(help="With --rollback: saved stack outputs to read instead of the last deployment's."),
     ] = None,
+    skip_analysis: Annotated[
+        str | None,
+        typer.Option(
+            metavar="REASON",
+            help="With --promote or --take-over: step without the canary analysis (traffic.analysis), saying why; "
+            "the step's output says it was skipped.",
+        ),
+    ] = None,
 ) -> None:
-    """Edit the stack file for the next rollout step, keeping its comments and layout; refuse unsafe steps."""
+    """Edit the stack file for the next rollout step, keeping its comments and layout; refuse unsafe steps.
+
+    With --promote or --take-over on a service with traffic.analysis, the canary's requests are read from the
+    stack's Prometheus first, and the step is refused (nothing written) unless they meet the analysis."""
     modes = [bool(weights), promote, take_over is not None, retire is not None, add is not None, rollback]
     if sum(modes) != 1:
         raise typer.BadParameter(
@@ -330,6 +350,10 @@ def step(
         raise typer.BadParameter("--add needs the new version's --image")
     if deployed is not None and not rollback:
         raise typer.BadParameter("--deployed goes with --rollback")
+    if skip_analysis is not None and not (promote or take_over is not None):
+        raise typer.BadParameter("--skip-analysis goes with --promote or --take-over")
+    if skip_analysis is not None and not skip_analysis.strip():
+        raise typer.BadParameter("--skip-analysis needs a reason, e.g. --skip-analysis 'no traffic at night'")
     assignments = dict(_parse_assignment(a) for a in weights or [])
     name, path = resolve_stack(stack)
 
@@ -363,12 +387,110 @@ def step(
         if not changes:  # the file is left as it is, byte for byte
             out.print(f"{path}: no change, nothing written", markup=False)
             return 0
+        if promote or take_over is not None:
+            for line in analysis_gate(text, source, service, result.before, result.after, skip_analysis):
+                out.print(f"{path}: {line}", markup=False)
         _write(path, encode_text(result.text, data))  # in the file's own encoding: no other byte changes
         out.print(f"{path}: step written; review it with `meshkit plan`, then `pulumi up`", markup=False)
         out.print(_changes_table(changes), markup=False)
         return 0
 
     _run(body)
+
+
+# --- the canary analysis (meshkit.metrics): the gate of `step`, the evidence of `plan` ---------------
+
+
+def analysis_gate(text: str, source: str, service: str, before: dict[str, Any], after: dict[str, Any],
+                  skip_reason: str | None) -> list[str]:  # fmt: skip
+    """The gate of a ``--promote``/``--take-over`` step: lines for its output when the version it moves traffic
+    to passes the service's ``traffic.analysis`` (or the analysis is skipped, with a reason); a
+    :class:`ConfigError` (MK905: the canary fails; MK906: no evidence) when not, and nothing is written."""
+    config = parse_stack_file_text(text, source)
+    analysis = config.services[service].traffic.analysis
+    canary = gained(weight_moves(before, after, service))
+    if analysis is None or canary is None:
+        return [f"{service} has no traffic.analysis: --skip-analysis skipped nothing"] if skip_reason else []
+    where = f"services.{service}.traffic.analysis"
+    if skip_reason is not None:
+        return [f"ANALYSIS SKIPPED (--skip-analysis): {skip_reason.strip()!r}; canary {canary}'s numbers were not "
+                f"checked against {where}"]  # fmt: skip
+    stable = [v for v, w in before["services"][service]["weights"].items() if w > 0 and v != canary]
+    skip = "or, knowingly, step anyway with --skip-analysis REASON"
+    try:
+        verdict = gate(config, service, canary, stable)
+    except PrometheusError as error:
+        fix = f"start Prometheus or correct meshkit:prometheus.address, then step again; {skip}"
+        finding = Finding(where, "MK906", f"no evidence on canary {canary}, so no step: {error}", fix)
+        raise ConfigError([finding], source, outcome=edit.NOT_WRITTEN) from None
+    if not verdict.passed:
+        fix = (f"let {canary} serve at least {analysis.min_requests} requests in the window, then step again"
+               if verdict.canary.requests < analysis.min_requests
+               else f"fix {canary} (or roll back: meshkit step STACK {service} --rollback)")  # fmt: skip
+        finding = Finding(where, "MK905", verdict.summary(), f"{fix}; {skip}")
+        raise ConfigError([finding], source, outcome=edit.NOT_WRITTEN)
+    return [f"{service}: {verdict.summary()}"]
+
+
+def _evidence_rows(item: ServiceEvidence) -> list[tuple[str, ...]]:
+    rows = []
+    for version, (before, after) in item.weights.items():
+        stats = item.stats.get(version)
+        if stats is None or stats.requests <= 0:
+            numbers: tuple[str, ...] = ("0", "—", "—")
+        else:
+            rate = stats.success_rate
+            numbers = (
+                count_text(stats.requests),
+                f"{shown_rate(rate, item.analysis.min_success_rate)}%" if rate is not None else "—",
+                f"{stats.latency_ms:.0f} ms" if stats.latency_ms is not None else "—",
+            )
+        rows.append((item.service, version, f"{before} → {after}", *numbers))
+    return rows
+
+
+def _evidence_notes(item: ServiceEvidence) -> list[str]:
+    if item.problem:
+        return [f"{item.service}: no evidence: {item.problem}"]
+    if item.verdict is None:
+        return []
+    if item.verdict.passed:
+        return [f"{item.service}: the analysis passes {item.verdict.canary.version} now"]
+    reasons = "; ".join(item.verdict.failures)
+    return [f"{item.service}: the analysis refuses {item.verdict.canary.version} now ({reasons}): `meshkit step "
+            "--promote/--take-over` would not write this step without --skip-analysis"]  # fmt: skip
+
+
+def _evidence_header(item: ServiceEvidence) -> list[str]:
+    return ["Service", "Version", "Weight", f"Requests ({item.analysis.window})", "Success",
+            percentile_label(item.analysis.latency_percentile)]  # fmt: skip
+
+
+def print_evidence(evidence: list[ServiceEvidence]) -> None:
+    """The text plan's evidence: per service, a table of the moved versions' numbers and the gate's word."""
+    for item in evidence:
+        out.print(f"Evidence for {item.service} (traffic.analysis, {item.analysis.metrics} metrics):", markup=False)
+        if not item.problem:
+            table = Table(*_evidence_header(item), box=None, pad_edge=False)
+            for row in _evidence_rows(item):
+                table.add_row(*row)
+            out.print(table, markup=False)
+        for note in _evidence_notes(item):
+            out.print(f"  {note}", markup=False)
+
+
+def evidence_markdown(evidence: list[ServiceEvidence]) -> list[str]:
+    """The pull-request comment's evidence: the same tables and notes, in markdown."""
+    lines = ["**Evidence** (live, from Prometheus; `traffic.analysis`)", ""]
+    for item in evidence:
+        if not item.problem:
+            header = _evidence_header(item)
+            lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+            lines += ["| " + " | ".join(row) + " |" for row in _evidence_rows(item)]
+            lines.append("")
+        lines += [f"- {'⛔ ' if item.problem or (item.verdict and not item.verdict.passed) else ''}{note}"
+                  for note in _evidence_notes(item)]  # fmt: skip
+    return lines
 
 
 # --- render ------------------------------------------------------------------------------------------

@@ -9,9 +9,10 @@ errors into findings that name the config path, the bad value and the fix.
 from meshkit.config.ingress import IngressRoute, IngressSpec, IngressTls
 from meshkit.config.namespace import NamespaceSpec
 from meshkit.config.service import AllowRule, CallBudget, ServiceSpec
-from meshkit.config.stack import StackConfig
+from meshkit.config.stack import PrometheusSpec, StackConfig
 from meshkit.config.traffic import (
     Abort,
+    Analysis,
     Delay,
     FaultRule,
     Mirror,
@@ -37,6 +38,7 @@ from meshkit.config.workload import (
 __all__ = [
     "Abort",
     "AllowRule",
+    "Analysis",
     "CallBudget",
     "Delay",
     "EnvSource",
@@ -49,6 +51,7 @@ __all__ = [
     "Mirror",
     "NamespaceSpec",
     "Probe",
+    "PrometheusSpec",
     "RequestMatch",
     "ResourceList",
     "Resources",

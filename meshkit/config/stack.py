@@ -9,7 +9,23 @@ from pydantic import (
 from meshkit.config.ingress import IngressSpec
 from meshkit.config.namespace import NamespaceSpec
 from meshkit.config.service import ServiceSpec
-from meshkit.config.values import DnsLabel, Duration, EnvName, MeshModel, Redacted, TrustDomain, Weight
+from meshkit.config.values import (
+    DnsLabel,
+    Duration,
+    EnvName,
+    HttpAddress,
+    MeshModel,
+    Redacted,
+    TrustDomain,
+    Weight,
+)
+
+
+class PrometheusSpec(MeshModel):
+    """Where the stack's metrics are read (``meshkit step``'s gate, ``meshkit plan``'s evidence)."""
+
+    address: HttpAddress
+    """The Prometheus HTTP API's base URL, e.g. ``http://127.0.0.1:9090``: only this address is ever asked."""
 
 
 class StackConfig(MeshModel):
@@ -29,5 +45,7 @@ class StackConfig(MeshModel):
     only their names reach the models."""
     namespaces: dict[DnsLabel, NamespaceSpec] = Field(default_factory=dict)
     services: dict[DnsLabel, ServiceSpec] = Field(default_factory=dict)
+    prometheus: PrometheusSpec | None = None
+    """The Prometheus that ``traffic.analysis`` reads (MK901 without it)."""
     ingresses: dict[DnsLabel, IngressSpec] = Field(default_factory=dict)
     """Entry points from outside the mesh, by name (the Gateway's and its VirtualService's name)."""

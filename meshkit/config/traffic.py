@@ -22,12 +22,14 @@ from meshkit.config.values import (
     Duration,
     HeaderName,
     MeshModel,
+    MetricsSetup,
     Percent,
     PortNumber,
     Re2Pattern,
     Weight,
     Weights,
     _re2_program_size,
+    duration_seconds,
     fits_a_request,
     invalid,
     program_too_large,
@@ -188,6 +190,56 @@ class FaultRule(MeshModel):
         return self
 
 
+# The shortest window the gate judges over: a rate needs two scrapes of a counter inside it, and the local
+# cluster's Prometheus scrapes every 5 s (a production one, commonly every 15-30 s: choose a window of minutes).
+MIN_WINDOW_SECONDS = 10
+MAX_WINDOW_SECONDS = 24 * 3600
+
+
+class Analysis(MeshModel):
+    """The metric gate of ``meshkit step --promote`` and ``--take-over``: before a step that moves traffic to a
+    version (the canary), its requests over the last ``window`` are read from the stack's Prometheus
+    (``meshkit:prometheus``), and the step is refused unless the canary had at least ``minRequests``, answered
+    at least ``minSuccessRate`` % of them without a 5xx, and its ``latencyPercentile`` latency was at most
+    ``maxLatency``. The other versions' numbers are shown beside the canary's (``meshkit plan`` too)."""
+
+    min_success_rate: Percent = 99
+    """Floor of the share of requests not answered with a 5xx (an upstream reset or refused connection counts
+    as one), in percent."""
+    latency_percentile: float = Field(default=99, gt=0, lt=100)
+    """Which percentile of the request duration is held to ``maxLatency`` (99: p99)."""
+    max_latency: Duration = "500ms"
+    """Ceiling of that percentile."""
+    window: Duration = "5m"
+    """How far back the requests are read."""
+    min_requests: Count = Field(default=100, ge=1)
+    """Fewer requests to the canary in the window and it is not judged: the step is refused ("not enough
+    traffic to judge"), never let through for lack of evidence."""
+    metrics: MetricsSetup = "envoy"
+    """Which metrics the cluster's Prometheus holds: ``envoy``, Envoy's own per-cluster statistics
+    (``envoy_cluster_upstream_rq_*`` as Istio's bootstrap tags them; upstream Envoy, the local cluster), or
+    ``istio``, Istio's standard metrics (``istio_requests_total``, ``istio_request_duration_milliseconds``;
+    Istio's own proxy build)."""
+
+    @field_validator("window")
+    @classmethod
+    def _judgeable_window(cls, window: str) -> str:
+        seconds = duration_seconds(window)
+        if not MIN_WINDOW_SECONDS <= seconds <= MAX_WINDOW_SECONDS:
+            raise invalid(
+                "MK903",
+                f"window {window!r} is outside {MIN_WINDOW_SECONDS}s..24h",
+                f"read at least {MIN_WINDOW_SECONDS}s (a few scrapes of the proxies) and at most 24h, e.g. '5m'",
+            )
+        return window
+
+    def window_seconds(self) -> float:
+        return duration_seconds(self.window)
+
+    def max_latency_ms(self) -> float:
+        return duration_seconds(self.max_latency) * 1000
+
+
 class TrafficPolicy(MeshModel):
     """Where a service's requests go: the weighted default route plus request-content routes."""
 
@@ -211,6 +263,8 @@ class TrafficPolicy(MeshModel):
     """Request-content routes, tried in order before the default route."""
     steps: list[Weight] = Field(default_factory=list)
     """The canary's weights, step by step, for ``meshkit step --promote`` (e.g. ``[10, 30, 50, 100]``)."""
+    analysis: Analysis | None = None
+    """The metric gate of ``meshkit step --promote``/``--take-over`` (:class:`Analysis`)."""
 
     @field_validator("steps")
     @classmethod

@@ -18,7 +18,12 @@ from meshkit.errors import ConfigError, Finding
 
 # Error codes for pydantic's own range errors, chosen by the key that failed; any other error of these keys
 # (a list where a map of weights belongs, "100%" for a percentage) is a type error, MK003.
-_RANGE_CODES = {"weights": "MK302", "percentage": "MK305", "httpStatus": "MK306"}
+_RANGE_CODES = {
+    "weights": "MK302",
+    "percentage": "MK305",
+    "httpStatus": "MK306",
+    **dict.fromkeys(("minSuccessRate", "latencyPercentile", "minRequests"), "MK903"),
+}
 
 
 _RANGE_ERRORS = frozenset({"greater_than", "greater_than_equal", "less_than", "less_than_equal"})

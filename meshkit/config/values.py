@@ -8,8 +8,9 @@ camelCase or snake_case keys.
 from __future__ import annotations
 
 import re
+import urllib.parse
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Literal
 
 import re2
 from pydantic import (
@@ -505,6 +506,20 @@ def _host(value: str) -> str:
     return value
 
 
+def _http_address(value: str) -> str:
+    fix = "write the Prometheus HTTP API's base URL, e.g. 'http://127.0.0.1:9090' (no query or fragment)"
+    parsed = urllib.parse.urlsplit(value)
+    try:
+        port = parsed.port
+    except ValueError:
+        port = -1
+    if parsed.scheme not in ("http", "https") or not parsed.hostname or port == -1:
+        raise invalid("MK902", f"{value!r} is not an http:// or https:// address with a host", fix)
+    if parsed.query or parsed.fragment or parsed.username or parsed.password:
+        raise invalid("MK902", f"{value!r} holds a query, fragment or credentials", fix)
+    return value
+
+
 def _object_name(value: str) -> str:
     if len(value) > 253 or not _DNS_SUBDOMAIN.fullmatch(value):
         raise invalid(
@@ -562,6 +577,14 @@ Host = Annotated[str, AfterValidator(_host)]
 
 
 ObjectName = Annotated[str, AfterValidator(_object_name)]
+
+
+HttpAddress = Annotated[str, AfterValidator(_http_address)]
+"""A service's base URL, ``http[s]://host[:port][/path]`` (Prometheus's)."""
+
+
+MetricsSetup = Literal["envoy", "istio"]
+"""Which request metrics a cluster's Prometheus holds (:class:`meshkit.config.traffic.Analysis`)."""
 
 
 CookieName = Annotated[

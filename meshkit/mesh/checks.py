@@ -409,6 +409,21 @@ def _check_security(stack: StackConfig) -> Iterator[Finding]:
                 )
 
 
+def _check_analysis(stack: StackConfig) -> Iterator[Finding]:
+    """A metric gate needs a Prometheus to read (meshkit.metrics); without one every gated step is refused."""
+    if stack.prometheus is not None:
+        return
+    for name, svc in stack.services.items():
+        if svc.traffic.analysis is not None:
+            yield Finding(
+                f"services.{name}.traffic.analysis",
+                "MK901",
+                "the canary analysis has no Prometheus to read: the stack names none",
+                "add meshkit:prometheus: {address: http://HOST:PORT} (the Prometheus that scrapes the proxies), "
+                "or remove traffic.analysis",
+            )
+
+
 def check_stack(stack: StackConfig, deployed: Mapping[str, Any] | None = None) -> list[Finding]:
     """Every cross-object finding of a validated stack config, errors and warnings, sorted by path; ``deployed``,
     the outputs of the last deployment when known, tells which ingress was there first (MK705)."""
@@ -416,6 +431,7 @@ def check_stack(stack: StackConfig, deployed: Mapping[str, Any] | None = None) -
     findings += _check_calls(stack)
     findings += _check_fault_budgets(stack)
     findings += _check_security(stack)
+    findings += _check_analysis(stack)
     findings += check_ingresses(stack, (deployed or {}).get("ingresses") or {})
     findings += check_gateway_services(stack)
     return sorted(findings)

@@ -9,7 +9,6 @@ module: :mod:`meshkit.mesh.checks`/:mod:`meshkit.rollout.summary` (check), :mod:
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, assert_never
 
 import typer
 from rich.console import Console
@@ -26,12 +25,13 @@ from rich.table import Table
 from meshkit.config.engine_yaml import encode_text
 from meshkit.config.service import ServiceSpec
 from meshkit.config.stack_file import read_stack_bytes, read_stack_file_keys, stack_text
+from meshkit.engine.interrupted import NotRestored, Unchecked
 from meshkit.engine.reviewed import Deployed, deployed_resources, make_record, read_review, verdict, write_review
 from meshkit.engine.sources import (
+    as_seen_from,
     last_deployed_outputs,
     live_virtual_services,
     merge_base,
-    project_name,
     project_root,
     read_export,
     read_outputs_file,
@@ -40,8 +40,19 @@ from meshkit.engine.sources import (
     stack_export,
     text_at_revision,
 )
-from meshkit.engine.stale_locks import backend_directory, remove_stale_locks, truncated_attribute_files
 from meshkit.engine.step import run_step, step_command
+from meshkit.engine.unlock import (
+    KeptRenderedFiles,
+    KeptUnreadableFile,
+    NotAFileBackend,
+    RemovedAttributeFile,
+    RemovedDuplicateFile,
+    RemovedOrphanFile,
+    RemovedStaleLock,
+    UnlockStep,
+    WroteFile,
+    unlock_stack,
+)
 from meshkit.errors import ConfigError, Finding, MeshkitError, Severity
 from meshkit.mesh.checks import analyze_stack, errors_only, load_stack_file, parse_stack_file_text
 from meshkit.mesh.manifest import Manifest, manifests_to_yaml
@@ -480,142 +491,84 @@ def unlock(
     writes again, from the state, the files of objects the state holds that the killed update changed or
     deleted.
     """
-    from meshkit.engine.interrupted import render_repairs, stack_state, state_objects
-    from meshkit.engine.stale_locks import StackLock, is_stale, stack_locks
-
-    def shown(path: Path) -> str:
-        cwd = Path.cwd().resolve()
-        return str(path.relative_to(cwd)) if path.is_relative_to(cwd) else str(path)
-
-    def write(path: Path, text: str) -> None:
-        """As the provider writes a rendered file (directories 0700, files 0600, an existing file's mode
-        kept), whole or not at all: a temporary file beside it (no .yaml name) renamed over it."""
-        temporary = path.with_name(f".{path.name}.meshkit-{os.getpid()}")
-        try:
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            mode = path.stat().st_mode & 0o7777 if path.exists() else 0o600
-            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-            with os.fdopen(descriptor, "w", encoding="utf-8") as output:
-                output.write(text)
-            os.chmod(temporary, mode)  # whatever the umask
-            os.replace(temporary, path)
-        except OSError as error:
-            temporary.unlink(missing_ok=True)
-            raise MeshkitError(f"{shown(path)}: cannot write it: {error.strerror or error}") from None
-
-    def redo_hint(urn: str) -> str:
-        return (
-            f"run `pulumi state delete --stack {stack} --target-dependents '{urn}'`, then `make up STACK={stack}`: "
-            "that `up` renders it, and what depends on it, again from the stack file (`pulumi up --replace` "
-            "would not: in render mode it deletes the file it has just written)"
-        )
-
-    def repair_interrupted_renders(root: Path) -> None:
-        """Make the render directory what the state records: a killed update may have written files for
-        objects the next `up` no longer declares, and changed or deleted files of objects it declares as the
-        state has them; no update would set those right (see meshkit.engine.interrupted)."""
-        state = state_objects(stack_state(stack, root, backend), f"the state of stack {stack!r}")
-        repairs = render_repairs(state, root)
-        orphans = repairs.orphans
-        if orphans.blocked_by:
-            err.print(
-                f"meshkit: kept every rendered file of stack {stack}: the state does not show which object "
-                f"{orphans.blocked_by[0]} is, so files a killed update wrote cannot be told apart",
-                markup=False,
-            )
-        for path, reason in orphans.unreadable.items():
-            err.print(
-                f"meshkit: kept {shown(path)}: cannot tell which object it holds ({reason}); remove it by hand "
-                f"if no resource of stack {stack} renders it",
-                markup=False,
-            )
-        for path, objects in orphans.files.items():
-            path.unlink(missing_ok=True)
-            err.print(
-                f"meshkit: removed {shown(path)}: written by a killed update for an object nothing declares "
-                f"({', '.join(map(str, objects))}: in no resource of the state of stack {stack}; the next `up` "
-                "writes it again if the stack file declares it)",
-                markup=False,
-            )
-        for duplicate in repairs.duplicates:
-            duplicate.path.unlink(missing_ok=True)
-            err.print(
-                f"meshkit: removed {shown(duplicate.path)}: a killed update had rendered {duplicate.record} there "
-                f"as {duplicate.rendered_as}; the state of stack {stack} holds it as "
-                f"{duplicate.record.api_version}, in {shown(duplicate.canonical)}",
-                markup=False,
-            )
-        for change in repairs.writes:
-            write(change.path, change.text)
-            what = "rewrote" if change.replaces else "wrote"
-            did = "changed" if change.replaces else "deleted"
-            err.print(
-                f"meshkit: {what} {shown(change.path)}: a killed update had {did} it; the state of stack {stack} "
-                f"holds {change.record} as the update before rendered it, and an `up` that declares it so "
-                "would not write it again",
-                markup=False,
-            )
-        for missed in repairs.not_restored:
-            where = shown(missed.path) if missed.path is not None else f"the file of {missed.record.urn}"
-            if missed.secret:
-                err.print(
-                    f"meshkit: could not restore {where}: a killed update had {missed.reason}, and the state of "
-                    f"stack {stack} holds the secret values of {missed.record} encrypted; "
-                    + redo_hint(missed.record.urn),
-                    markup=False,
-                )
-            else:
-                err.print(f"meshkit: could not restore {where} ({missed.record}): {missed.reason}", markup=False)
-        for unchecked in repairs.unchecked:
-            err.print(
-                f"meshkit: did not check the secret values in {shown(unchecked.path)}: the state of stack {stack} "
-                f"holds those of {unchecked.record} encrypted (the rest is as it records); if the killed update "
-                "changed them, " + redo_hint(unchecked.record.urn),
-                markup=False,
-            )
 
     def body() -> int:
-        url = backend or os.environ.get("PULUMI_BACKEND_URL", "")
-        directory = backend_directory(url)
-        if directory is None:
-            out.print(
-                f"backend {url or '(none set)'} is not a file:// backend: its locks are not meshkit's", markup=False
-            )
-            return 0
-        root = project_root(Path.cwd())
-        project = project_name(root)
-        locks = stack_locks(directory, project, stack)
-        stale = [lock for lock in locks if is_stale(lock)]
-        held = [lock for lock in locks if lock not in stale]
-
-        def refuse(live: list[StackLock]) -> MeshkitError:
-            return MeshkitError(
-                "\n".join(
-                    [f"stack {stack} is locked by an update that may still run:"]
-                    + [f"  {lock}" for lock in live]
-                    + ["wait for it to end; if you know it is gone, run `pulumi cancel --stack " + stack + "`"]
-                )
-            )
-
-        if held:
-            # Stale locks stay too: once the live update ends, the next unlock cleans up after the killed one.
-            raise refuse(held)
-        # No update runs now: an attribute file a killed one cut short can go (see meshkit.engine.stale_locks).
-        for path in truncated_attribute_files(directory, project, stack):
-            path.unlink(missing_ok=True)
-            err.print(f"meshkit: removed {path}, cut short by a killed update (the checkpoint is whole)", markup=False)
-        if stale:
-            # While the killed update's lock is there, no other update can start: clean up first, and keep the
-            # lock (the evidence) when that fails, so that the next unlock tries again.
-            repair_interrupted_renders(root)
-        removed, held = remove_stale_locks(directory, project, stack)
-        for lock in removed:
-            err.print(f"meshkit: removed the stale {lock}: its process is gone", markup=False)
-        if held:
-            raise refuse(held)
+        cwd = Path.cwd()
+        for step in unlock_stack(stack, backend, cwd):
+            if isinstance(step, NotAFileBackend):
+                out.print(_said(step, stack, cwd), markup=False)
+            else:
+                err.print(_said(step, stack, cwd), markup=False)
         return 0
 
     _run(body)
+
+
+def _said(step: UnlockStep, stack: str, cwd: Path) -> str:
+    def shown(path: Path) -> str:
+        return str(as_seen_from(cwd, path))
+
+    match step:
+        case NotAFileBackend(url):
+            return f"backend {url or '(none set)'} is not a file:// backend: its locks are not meshkit's"
+        case RemovedAttributeFile(path):
+            return f"meshkit: removed {path}, cut short by a killed update (the checkpoint is whole)"
+        case KeptRenderedFiles(unidentified):
+            return (
+                f"meshkit: kept every rendered file of stack {stack}: the state does not show which object "
+                f"{unidentified[0]} is, so files a killed update wrote cannot be told apart"
+            )
+        case KeptUnreadableFile(path, reason):
+            return (
+                f"meshkit: kept {shown(path)}: cannot tell which object it holds ({reason}); remove it by hand "
+                f"if no resource of stack {stack} renders it"
+            )
+        case RemovedOrphanFile(path, objects):
+            return (
+                f"meshkit: removed {shown(path)}: written by a killed update for an object nothing declares "
+                f"({', '.join(map(str, objects))}: in no resource of the state of stack {stack}; the next `up` "
+                "writes it again if the stack file declares it)"
+            )
+        case RemovedDuplicateFile(duplicate):
+            return (
+                f"meshkit: removed {shown(duplicate.path)}: a killed update had rendered {duplicate.record} there "
+                f"as {duplicate.rendered_as}; the state of stack {stack} holds it as "
+                f"{duplicate.record.api_version}, in {shown(duplicate.canonical)}"
+            )
+        case WroteFile(change):
+            what = "rewrote" if change.replaces else "wrote"
+            did = "changed" if change.replaces else "deleted"
+            return (
+                f"meshkit: {what} {shown(change.path)}: a killed update had {did} it; the state of stack {stack} "
+                f"holds {change.record} as the update before rendered it, and an `up` that declares it so "
+                "would not write it again"
+            )
+        case NotRestored(record, path, reason, secret):
+            where = shown(path) if path is not None else f"the file of {record.urn}"
+            if not secret:
+                return f"meshkit: could not restore {where} ({record}): {reason}"
+            return (
+                f"meshkit: could not restore {where}: a killed update had {reason}, and the state of "
+                f"stack {stack} holds the secret values of {record} encrypted; " + _redo_hint(stack, record.urn)
+            )
+        case Unchecked(record, path):
+            return (
+                f"meshkit: did not check the secret values in {shown(path)}: the state of stack {stack} "
+                f"holds those of {record} encrypted (the rest is as it records); if the killed update "
+                "changed them, " + _redo_hint(stack, record.urn)
+            )
+        case RemovedStaleLock(lock):
+            return f"meshkit: removed the stale {lock}: its process is gone"
+        case _:
+            assert_never(step)
+
+
+def _redo_hint(stack: str, urn: str) -> str:
+    return (
+        f"run `pulumi state delete --stack {stack} --target-dependents '{urn}'`, then `make up STACK={stack}`: "
+        "that `up` renders it, and what depends on it, again from the stack file (`pulumi up --replace` "
+        "would not: in render mode it deletes the file it has just written)"
+    )
 
 
 # --- up ----------------------------------------------------------------------------------------------
@@ -658,9 +611,8 @@ SavedStateOption = Annotated[
 def _review_dir(name: str, directory: Path | None) -> Path:
     if directory is not None:
         return directory
-    cwd = Path.cwd().resolve()
-    target = project_root(cwd) / "review" / name
-    return target.relative_to(cwd) if target.is_relative_to(cwd) else target
+    cwd = Path.cwd()
+    return as_seen_from(cwd, project_root(cwd.resolve()) / "review" / name)
 
 
 def _stack_file_bytes(path: Path) -> bytes:

@@ -349,7 +349,8 @@ def report(graph: Graph) -> str:
     for rank, layer in enumerate(LAYERS):
         members = [module for module in graph.modules.values() if layer_of(module.name) == rank]
         if not members:
-            rows.append((f"{rank + 1} {layer.label} (not present)", "0", "0", ""))
+            absent = ", ".join(name.replace(".", "/") + "/" for name in layer.names)
+            rows.append((f"{rank + 1} {absent} (not present)", "0", "0", ""))
             continue
         largest = max(members, key=lambda module: module.lines)
         where = ", ".join(_where(name, graph) for name in layer.names if _where(name, graph))

@@ -8,7 +8,6 @@ targeted resource the program does not register is deleted) is applied to the re
 from __future__ import annotations
 
 import copy
-import itertools
 import json
 import re
 from collections.abc import Iterable
@@ -19,13 +18,12 @@ import pytest
 from google.protobuf import json_format
 
 from meshkit.config.stack import StackConfig
+from meshkit.mesh.order import UNIT_KIND, Component
 from meshkit.mesh.security import caller_principals
 from meshkit.pulumi.program import build_mesh
 from meshkit.rollout.step_scope import (
     FINGERPRINTS_OUTPUT,
     ROOT_STACK_TYPE,
-    UNIT_KIND,
-    Component,
     FullUp,
     StepScope,
     TargetedStep,
@@ -37,7 +35,7 @@ from meshkit.rollout.step_scope import (
 )
 
 from .pulumi_mocks import pulumi_mocks
-from .scenario_data import A_STEPS, B_STEPS, C_STEPS, scenario_raw
+from .scenario_data import SCENARIO_PAIRS, scenario_raw
 
 STACK, PROJECT = "test", "meshkit"
 ROOT_URN = f"urn:pulumi:{STACK}::{PROJECT}::{ROOT_STACK_TYPE}::{PROJECT}-{STACK}"
@@ -133,13 +131,6 @@ def _with(raw: dict[str, Any], edit: Any) -> dict[str, Any]:
     changed = copy.deepcopy(raw)
     edit(changed)
     return changed
-
-
-def _pairs(steps: list[str]) -> list[tuple[str, str]]:
-    return [*itertools.pairwise(steps), *((b, a) for a, b in itertools.pairwise(steps))]
-
-
-SCENARIO_PAIRS = [(a, b) for steps in (A_STEPS, B_STEPS, C_STEPS) for a, b in _pairs(steps)]
 
 
 def _variants() -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:

@@ -35,6 +35,14 @@ from meshkit.mesh.gatewayapi import http_route_manifest, version_service_manifes
 from meshkit.mesh.ingress import gateway_manifest, ingress_virtual_service_manifest
 from meshkit.mesh.istio import destination_rule_manifest, virtual_service_manifest
 from meshkit.mesh.manifest import Manifest, deployment_name, version_service_name
+from meshkit.mesh.order import (
+    DENY_BY_DEFAULT,
+    HTTP_ROUTE_SPLIT,
+    INGRESS,
+    NAMESPACE,
+    TRAFFIC_SPLIT,
+    VERSIONED_SERVICE,
+)
 from meshkit.mesh.security import (
     allow_nothing_manifest,
     authorization_policy_manifest,
@@ -48,14 +56,6 @@ from meshkit.mesh.workloads import (
     secret_names,
     service_account_manifest,
     service_manifest,
-)
-from meshkit.rollout.step_scope import (
-    DENY_BY_DEFAULT,
-    HTTP_ROUTE_SPLIT,
-    INGRESS,
-    NAMESPACE,
-    TRAFFIC_SPLIT,
-    VERSIONED_SERVICE,
 )
 
 

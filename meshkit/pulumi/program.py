@@ -19,6 +19,7 @@ from meshkit.config.stack_file import ENGINE_SOURCE, PROJECT, engine_config_keys
 from meshkit.errors import ConfigError, MeshkitError
 from meshkit.mesh.checks import analyze_stack, errors_only
 from meshkit.mesh.gatewayapi import resolved_namespace, waypoint_of
+from meshkit.mesh.order import Component
 from meshkit.mesh.security import caller_principals
 from meshkit.pulumi.components import (
     DenyByDefault,
@@ -38,7 +39,6 @@ from meshkit.pulumi.failures import FailedObject, explain_failure
 from meshkit.rollout.step_scope import (
     FINGERPRINTS_OUTPUT,
     SCOPE_FILE_ENV,
-    Component,
     StepScope,
     fingerprints,
     read_scope_file,

@@ -35,46 +35,28 @@ from typing import Any
 
 from meshkit.config.stack import StackConfig
 from meshkit.mesh.gatewayapi import resolved_namespace, waypoint_of
+from meshkit.mesh.order import (
+    DENY_BY_DEFAULT,
+    HTTP_ROUTE_SPLIT,
+    INGRESS,
+    NAMESPACE,
+    TRAFFIC_SPLIT,
+    UNIT_KIND,
+    VERSIONED_SERVICE,
+    Component,
+)
 from meshkit.mesh.security import authorization_policy_manifest, caller_principals
 from meshkit.mesh.workloads import secret_names
 
-TYPE_PREFIX = "meshkit:index"
 ROOT_STACK_TYPE = "pulumi:pulumi:Stack"
 FINGERPRINTS_OUTPUT = "fingerprints"
 SCOPE_FILE_ENV = "MESHKIT_STEP_SCOPE"
 """Names a JSON file of the components the program registers; set only by `meshkit up` for its targeted update."""
 
-NAMESPACE = f"{TYPE_PREFIX}:InjectedNamespace"
-DENY_BY_DEFAULT = f"{TYPE_PREFIX}:DenyByDefault"
-VERSIONED_SERVICE = f"{TYPE_PREFIX}:VersionedService"
-TRAFFIC_SPLIT = f"{TYPE_PREFIX}:TrafficSplit"
-HTTP_ROUTE_SPLIT = f"{TYPE_PREFIX}:HTTPRouteSplit"
-INGRESS = f"{TYPE_PREFIX}:Ingress"
-UNIT_KIND = {
-    NAMESPACE: "namespace",
-    DENY_BY_DEFAULT: "namespace",
-    VERSIONED_SERVICE: "service",
-    TRAFFIC_SPLIT: "service",
-    HTTP_ROUTE_SPLIT: "service",
-    INGRESS: "ingress",
-}
-"""Each component type meshkit registers, and the kind of unit it belongs to (its name is the unit's)."""
 
-
-@dataclass(frozen=True, order=True)
-class Component:
-    """A top-level meshkit component, as the program registers it: Pulumi type and name."""
-
-    type: str
-    name: str
-
-    @property
-    def unit(self) -> str:
-        return f"{UNIT_KIND[self.type]}/{self.name}"
-
-    def urn(self, stack: str, project: str) -> str:
-        # A component registered under the stack resource: the root's type is not part of the URN.
-        return f"urn:pulumi:{stack}::{project}::{self.type}::{self.name}"
+def component_urn(component: Component, stack: str, project: str) -> str:
+    # A component registered under the stack resource: the root's type is not part of the URN.
+    return f"urn:pulumi:{stack}::{project}::{component.type}::{component.name}"
 
 
 def declared_components(stack: StackConfig) -> set[Component]:
@@ -289,7 +271,7 @@ def plan_step(
         if isinstance(kind, str) and kind in UNIT_KIND
     }
     target_components = {c for c in declared if c.unit in changed} | removed
-    targets = sorted(component.urn(stack_name, project) for component in target_components)
+    targets = sorted(component_urn(component, stack_name, project) for component in target_components)
     # Everything the engine will target with them (a dependent the program did not register would be
     # deleted), and what those need to be built.
     engine_targeted = _closure(target_components, lambda c: _declared_dependents(stack, c), declared)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,13 @@ from meshkit.config.stack_file import ENGINE_SOURCE, PROJECT, engine_config_keys
 from meshkit.errors import ConfigError, MeshkitError
 from meshkit.mesh.checks import analyze_stack, errors_only
 from meshkit.mesh.gatewayapi import resolved_namespace, waypoint_of
-from meshkit.mesh.order import Component
+from meshkit.mesh.order import (
+    DENY_AFTER_ALLOW_LISTS,
+    ROUTE_AFTER_WAYPOINT,
+    Component,
+    NodeId,
+    deployment_graph,
+)
 from meshkit.mesh.security import caller_principals
 from meshkit.pulumi.components import (
     DenyByDefault,
@@ -94,6 +100,24 @@ class Mesh:
     deny_by_default: dict[str, DenyByDefault] = field(default_factory=dict)
     ingresses: dict[str, Ingress] = field(default_factory=dict)
 
+    def resources(self, nodes: Iterable[NodeId]) -> list[pulumi.Resource]:
+        """The registered objects of ``nodes``, of the components registered (a targeted step registers only
+        some: those a registered component needs are among them, see :mod:`meshkit.rollout.step_scope`)."""
+        registered: dict[str, Mapping[str, MeshkitComponent]] = {
+            InjectedNamespace.pulumi_type: self.namespaces,
+            VersionedService.pulumi_type: self.services,
+            TrafficSplit.pulumi_type: self.traffic,
+            HTTPRouteSplit.pulumi_type: self.traffic,
+            DenyByDefault.pulumi_type: self.deny_by_default,
+            Ingress.pulumi_type: self.ingresses,
+        }
+        found = []
+        for node in nodes:
+            component = registered[node.component.type].get(node.component.name)
+            if component is not None:
+                found.append(component.resource(node))
+        return found
+
 
 def secret_config() -> pulumi.Output[Any] | None:
     """The ``meshkit:secrets`` values, decrypted by the engine and kept secret (never logged or exported)."""
@@ -111,6 +135,9 @@ def build_mesh(
     """Register every component of a validated stack config (or, for a targeted step, the components in
     ``only``: see :mod:`meshkit.rollout.step_scope`). Usable from any Pulumi program. ``await_services``: see
     :attr:`meshkit.pulumi.components.VersionedServiceArgs.await_services`."""
+    # What a component cannot know from its own arguments (the waypoint of a route's namespace, the allow-lists
+    # of a namespace) comes from the whole stack's graph.
+    graph = deployment_graph(stack)
     mesh = Mesh()
 
     def wanted(kind: type[MeshkitComponent], name: str) -> bool:
@@ -139,10 +166,7 @@ def build_mesh(
         mesh.services[name] = backend
         if not wanted(route_kind, name):
             continue
-        # In an ambient namespace, the route takes effect through the waypoint: it exists first.
-        waypoint: list[pulumi.Resource] = (
-            [namespace.waypoint] if namespace is not None and namespace.waypoint is not None else []
-        )
+        waypoint = mesh.resources(graph.targets(Component(route_kind.pulumi_type, name), ROUTE_AFTER_WAYPOINT))
         if svc.traffic.api == "gateway":
             route_args = HTTPRouteSplitArgs(svc, backend, extra_depends_on=waypoint, on_error=on_error)
             mesh.traffic[name] = HTTPRouteSplit(name, route_args, opts)
@@ -158,11 +182,8 @@ def build_mesh(
         )
     for name, ns_spec in stack.namespaces.items():
         if ns_spec.default_deny and wanted(DenyByDefault, name):
-            allow_policies: list[pulumi.Resource] = [
-                policy
-                for service, backend in mesh.services.items()
-                if stack.services[service].namespace == name and (policy := backend.authorization_policy) is not None
-            ]
+            deny = Component(DenyByDefault.pulumi_type, name)
+            allow_policies = mesh.resources(graph.targets(deny, DENY_AFTER_ALLOW_LISTS))
             mesh.deny_by_default[name] = DenyByDefault(
                 name, DenyByDefaultArgs(mesh.namespaces[name], allow_policies, stack.trust_domain), opts
             )

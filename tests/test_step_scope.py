@@ -18,7 +18,7 @@ import pytest
 from google.protobuf import json_format
 
 from meshkit.config.stack import StackConfig
-from meshkit.mesh.order import UNIT_KIND, Component
+from meshkit.mesh.order import UNIT_KIND, Component, deployment_graph
 from meshkit.mesh.security import caller_principals
 from meshkit.pulumi.program import build_mesh
 from meshkit.rollout.step_scope import (
@@ -27,7 +27,6 @@ from meshkit.rollout.step_scope import (
     FullUp,
     StepScope,
     TargetedStep,
-    declared_components,
     fingerprints,
     plan_step,
     read_scope_file,
@@ -221,7 +220,7 @@ def test_the_targeted_step_registers_everything_the_engine_targets_exactly_as_th
     # Everything the engine targets and the new config declares is registered (else it would be deleted);
     # what it targets and the config no longer declares is what the step removes.
     targeted = engine_targeted(plan.targets, [before, scoped])
-    declared = {component for component in declared_components(StackConfig.model_validate(after_raw))}
+    declared = deployment_graph(StackConfig.model_validate(after_raw)).components
     for urn in targeted:
         program = after if urn in after.requests else before
         if urn in after.requests:
@@ -242,7 +241,7 @@ def test_a_one_weight_step_targets_one_service_and_registers_little() -> None:
     assert isinstance(plan, TargetedStep)
     assert plan.changed_units == ["service/reviews"]
     assert {urn.rsplit("::", 2)[-2:][1] for urn in plan.targets} == {"reviews"}
-    assert len(plan.registered) < len(declared_components(StackConfig.model_validate(after)))
+    assert len(plan.registered) < len(deployment_graph(StackConfig.model_validate(after)).components)
 
 
 def test_nothing_changed_is_an_empty_step() -> None:

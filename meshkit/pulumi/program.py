@@ -23,6 +23,7 @@ from meshkit.mesh.order import (
     DENY_AFTER_ALLOW_LISTS,
     ROUTE_AFTER_WAYPOINT,
     Component,
+    DeploymentGraph,
     NodeId,
     deployment_graph,
 )
@@ -99,6 +100,8 @@ class Mesh:
     traffic: dict[str, TrafficSplit | HTTPRouteSplit] = field(default_factory=dict)
     deny_by_default: dict[str, DenyByDefault] = field(default_factory=dict)
     ingresses: dict[str, Ingress] = field(default_factory=dict)
+    graph: DeploymentGraph | None = None
+    """The stack's deployment graph, which the components were registered from."""
 
     def resources(self, nodes: Iterable[NodeId]) -> list[pulumi.Resource]:
         """The registered objects of ``nodes``, of the components registered (a targeted step registers only
@@ -138,7 +141,7 @@ def build_mesh(
     # What a component cannot know from its own arguments (the waypoint of a route's namespace, the allow-lists
     # of a namespace) comes from the whole stack's graph.
     graph = deployment_graph(stack)
-    mesh = Mesh()
+    mesh = Mesh(graph=graph)
 
     def wanted(kind: type[MeshkitComponent], name: str) -> bool:
         return only is None or Component(kind.pulumi_type, name) in only
@@ -234,10 +237,10 @@ def main(read_deployed: Callable[[str], Mapping[str, Any]]) -> None:
     only = None if scope is None else scope.components
     # Rendered manifests carry nothing for Pulumi's awaits: there is nothing to wait for.
     on_cluster = any(cluster_settings().values())
-    build_mesh(stack, pulumi.ResourceOptions(provider=provider), secret_config(), explain_failures_hook(), only,
-               await_services=not on_cluster)  # fmt: skip
+    mesh = build_mesh(stack, pulumi.ResourceOptions(provider=provider), secret_config(), explain_failures_hook(),
+                      only, await_services=not on_cluster)  # fmt: skip
     # What the next run reads back as `deployed`: the traffic in force, and the weights to roll back to.
     for key, value in deployment_outputs(stack, deployed).items():
         pulumi.export(key, value)
     # What the next targeted step compares the stack file with (meshkit.rollout.step_scope).
-    pulumi.export(FINGERPRINTS_OUTPUT, fingerprints(stack, cluster_settings()))
+    pulumi.export(FINGERPRINTS_OUTPUT, fingerprints(stack, cluster_settings(), mesh.graph))

@@ -387,9 +387,7 @@ def namespace_objects(name: str, spec: NamespaceSpec) -> NamespaceObjects:
         if waypoint_name is None
         else Node(NodeId(component, f"{name}-waypoint"), owner, waypoint_manifest(name, waypoint_name))
     )
-    edges = _after([namespace], peer, NAMESPACE_FIRST) + (
-        _after([namespace], waypoint, NAMESPACE_FIRST) if waypoint else []
-    )
+    edges = [edge for later in (peer, waypoint) if later for edge in _after([namespace], later, NAMESPACE_FIRST)]
     return NamespaceObjects(namespace=namespace, peer_authentication=peer, waypoint=waypoint, edges=tuple(edges))
 
 
@@ -450,10 +448,10 @@ def service_objects(
         for v in (spec.versions if gateway else ())
     }
     destination_rule = None if gateway else node(f"{name}-destinationrule", destination_rule_manifest(name, spec))
-    in_namespace = [account, secret_node, policy_node, service, *deployments.values(), *version_services.values()]
+    objects = [account, secret_node, policy_node, service, *deployments.values(), *version_services.values()]
     edges = [
         edge
-        for later in (*in_namespace, destination_rule)
+        for later in (*objects, destination_rule)
         if later is not None
         for edge in _after([namespace.namespace if namespace else None], later, NAMESPACE_FIRST)
     ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,12 @@ SCENARIO_STEPS = sorted(p.stem for p in SCENARIOS.glob("*.yaml"))
 A_STEPS = [s for s in SCENARIO_STEPS if s.startswith("A")]
 B_STEPS = [s for s in SCENARIO_STEPS if s.startswith("B")]
 C_STEPS = [s for s in SCENARIO_STEPS if s.startswith("C")]
+SCENARIO_PAIRS = [
+    pair
+    for steps in (A_STEPS, B_STEPS, C_STEPS)
+    for pair in [*itertools.pairwise(steps), *((b, a) for a, b in itertools.pairwise(steps))]
+]
+"""Every step from one scenario step to the next, and back (a rollback)."""
 
 
 def scenario_raw(step: str) -> dict[str, Any]:

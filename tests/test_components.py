@@ -8,6 +8,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pytest
 
+from meshkit.config.stack import StackConfig
+from meshkit.mesh.order import deployment_graph
 from meshkit.mesh.render import render_stack
 from meshkit.mesh.security import caller_principals
 from meshkit.pulumi.components import TrafficSplit, TrafficSplitArgs, VersionedService, VersionedServiceArgs
@@ -104,6 +106,29 @@ def test_route_does_not_wait_for_a_version_at_zero_percent() -> None:
     with pulumi_mocks() as run:
         recorder = run(lambda: build_mesh(scenario("A5")))
     assert _dependencies(recorder, "nginx-virtualservice") == {"nginx-destinationrule", "nginx-v2-deployment"}
+
+
+DENYING_BY_DEFAULT = {**scenario_raw("C3"), "namespaces": {"demo": {"dataplane": "ambient", "defaultDeny": True}}}
+WITH_A_SECRET = {
+    **nginx_stack(versions={"v1": {"image": "nginx:1.14", "env": {"TOKEN": {"secret": "token"}}}}, traffic={}),
+    "secrets": {"token": "s3cret"},
+}
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [*(scenario_raw(step) for step in SCENARIO_STEPS), DENYING_BY_DEFAULT, WITH_A_SECRET],
+    ids=[*SCENARIO_STEPS, "C3 denying by default", "A3 with a secret"],
+)
+def test_each_object_is_registered_after_what_the_deployment_graph_puts_before_it(raw: dict[str, Any]) -> None:
+    stack = StackConfig.model_validate(raw)
+    with pulumi_mocks() as run:
+        recorder = run(lambda: build_mesh(stack, secret_values=stack.secrets))
+    graph = deployment_graph(stack)
+    registered = {r.name for r in recorder.registrations if r.type.startswith("kubernetes:") and r.name != "k8s"}
+    assert registered == {node.child for node in graph.nodes}
+    for node in graph.nodes:
+        assert _dependencies(recorder, node.child) == {first.child for first in graph.needs(node.id)}, node.child
 
 
 def test_workloads_wait_for_their_namespace() -> None:

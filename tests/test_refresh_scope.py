@@ -7,7 +7,7 @@ import copy
 from typing import Any
 
 from meshkit.engine.refresh_scope import FullRefresh, ObjectRef, changed_objects, component_of, deployed_objects
-from meshkit.rollout.step_scope import Component
+from meshkit.mesh.order import Component
 
 PARENT = "urn:pulumi:prod::meshkit::meshkit:index:TrafficSplit::nginx"
 VS_URN = (

@@ -8,7 +8,6 @@ targeted resource the program does not register is deleted) is applied to the re
 from __future__ import annotations
 
 import copy
-import itertools
 import json
 import re
 from collections.abc import Iterable
@@ -19,17 +18,15 @@ import pytest
 from google.protobuf import json_format
 
 from meshkit.config.stack import StackConfig
+from meshkit.mesh.order import UNIT_KIND, Component, deployment_graph
 from meshkit.mesh.security import caller_principals
 from meshkit.pulumi.program import build_mesh
 from meshkit.rollout.step_scope import (
     FINGERPRINTS_OUTPUT,
     ROOT_STACK_TYPE,
-    UNIT_KIND,
-    Component,
     FullUp,
     StepScope,
     TargetedStep,
-    declared_components,
     fingerprints,
     plan_step,
     read_scope_file,
@@ -37,7 +34,7 @@ from meshkit.rollout.step_scope import (
 )
 
 from .pulumi_mocks import pulumi_mocks
-from .scenario_data import A_STEPS, B_STEPS, C_STEPS, scenario_raw
+from .scenario_data import SCENARIO_PAIRS, scenario_raw
 
 STACK, PROJECT = "test", "meshkit"
 ROOT_URN = f"urn:pulumi:{STACK}::{PROJECT}::{ROOT_STACK_TYPE}::{PROJECT}-{STACK}"
@@ -135,13 +132,6 @@ def _with(raw: dict[str, Any], edit: Any) -> dict[str, Any]:
     return changed
 
 
-def _pairs(steps: list[str]) -> list[tuple[str, str]]:
-    return [*itertools.pairwise(steps), *((b, a) for a, b in itertools.pairwise(steps))]
-
-
-SCENARIO_PAIRS = [(a, b) for steps in (A_STEPS, B_STEPS, C_STEPS) for a, b in _pairs(steps)]
-
-
 def _variants() -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
     b2 = scenario_raw("B2")
     b_namespace = next(iter(b2["namespaces"]))
@@ -230,7 +220,7 @@ def test_the_targeted_step_registers_everything_the_engine_targets_exactly_as_th
     # Everything the engine targets and the new config declares is registered (else it would be deleted);
     # what it targets and the config no longer declares is what the step removes.
     targeted = engine_targeted(plan.targets, [before, scoped])
-    declared = {component for component in declared_components(StackConfig.model_validate(after_raw))}
+    declared = deployment_graph(StackConfig.model_validate(after_raw)).components
     for urn in targeted:
         program = after if urn in after.requests else before
         if urn in after.requests:
@@ -251,7 +241,7 @@ def test_a_one_weight_step_targets_one_service_and_registers_little() -> None:
     assert isinstance(plan, TargetedStep)
     assert plan.changed_units == ["service/reviews"]
     assert {urn.rsplit("::", 2)[-2:][1] for urn in plan.targets} == {"reviews"}
-    assert len(plan.registered) < len(declared_components(StackConfig.model_validate(after)))
+    assert len(plan.registered) < len(deployment_graph(StackConfig.model_validate(after)).components)
 
 
 def test_nothing_changed_is_an_empty_step() -> None:

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from meshkit.rollout.step_scope import UNIT_KIND, Component
+from meshkit.mesh.order import UNIT_KIND, Component
 
 PROVIDER_TYPE_PREFIX = "pulumi:providers:"
 SECRET_SIGNATURE = "4dabf18193072939515e22adb298388d"

@@ -36,10 +36,10 @@ from meshkit.engine.sources import (
 from meshkit.errors import MeshkitError
 from meshkit.mesh.checks import analyze_stack
 from meshkit.mesh.manifest import Manifest
+from meshkit.mesh.order import Component
 from meshkit.mesh.render import render_stack, unit_manifests
 from meshkit.rollout.step_scope import (
     SCOPE_FILE_ENV,
-    Component,
     FullUp,
     TargetedStep,
     plan_step,

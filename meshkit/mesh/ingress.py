@@ -110,11 +110,6 @@ def ingress_virtual_service_manifest(name: str, spec: IngressSpec, services: Map
     }
 
 
-def ingress_manifests(name: str, spec: IngressSpec, services: Mapping[str, ServiceSpec]) -> list[Manifest]:
-    """An ingress's objects: its Gateway and the routes bound to it."""
-    return [gateway_manifest(name, spec), ingress_virtual_service_manifest(name, spec, services)]
-
-
 # --- checks ------------------------------------------------------------------------------------------
 
 

@@ -1,15 +1,13 @@
 """Pulumi components: a thin shell that registers what :mod:`meshkit.mesh.render` produces.
 
 Each component takes ``(name, args, opts=None)`` like Pulumi's own, names its children ``f"{name}-…"``
-with ``parent=self``, and expresses the ordering that keeps traffic safe as ``depends_on``:
-
-* a VirtualService waits for the DestinationRule (which holds every subset) and for the Deployment of
-  every version it routes to, so a route never points at a subset or pods that are not there yet; an
-  HTTPRoute (``traffic.api: gateway``) likewise waits for the Service and the Deployment of every version
-  it sends to, and in an ambient namespace for the waypoint that applies it;
-* a version that leaves is first dropped from the routes (its weight must already be 0, see
-  :mod:`meshkit.mesh.checks`); its Deployment is deleted by the engine only after the updates of the step,
-  Pulumi's order for deletions of resources that left the program.
+with ``parent=self``, and registers the objects of its part of the deployment graph (:mod:`meshkit.mesh.order`),
+each with ``depends_on`` the objects the graph's order rules put before it: its own children, or those of the
+components it is given (the namespace, the backend of a route, an ingress's backends). So a route waits for the
+subsets, Services and pods of every version it sends to, pods for their identity, allow-list and secrets, and so
+on, as :data:`meshkit.mesh.order.ORDER_RULES` say and why. What only the whole stack knows (a namespace's
+allow-lists, the waypoint of a route's namespace) the caller passes: :func:`meshkit.pulumi.program.build_mesh`
+takes it from the stack's graph. Each component keeps its part of the graph as ``objects``.
 
 For programs that import them, the components behave as Pulumi users expect: each exposes the names of its
 objects as ``Output``s (depending on the object, so a resource that uses one is created after it); the
@@ -20,9 +18,10 @@ upgrade of meshkit never deletes and recreates a live route (tests/e2e/test_comp
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections import ChainMap
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -31,32 +30,27 @@ from meshkit.config.ingress import IngressSpec
 from meshkit.config.namespace import NamespaceSpec
 from meshkit.config.service import ServiceSpec
 from meshkit.errors import MeshkitError
-from meshkit.mesh.gatewayapi import http_route_manifest, version_service_manifest, waypoint_manifest
-from meshkit.mesh.ingress import gateway_manifest, ingress_virtual_service_manifest
-from meshkit.mesh.istio import destination_rule_manifest, virtual_service_manifest
-from meshkit.mesh.manifest import Manifest, deployment_name, version_service_name
-from meshkit.mesh.security import (
-    allow_nothing_manifest,
-    authorization_policy_manifest,
-    peer_authentication_manifest,
-    waypoint_deny_manifests,
-)
-from meshkit.mesh.workloads import (
-    deployment_manifest,
-    namespace_manifest,
-    secret_manifest,
-    secret_names,
-    service_account_manifest,
-    service_manifest,
-)
-from meshkit.rollout.step_scope import (
+from meshkit.mesh.order import (
     DENY_BY_DEFAULT,
     HTTP_ROUTE_SPLIT,
     INGRESS,
     NAMESPACE,
     TRAFFIC_SPLIT,
     VERSIONED_SERVICE,
+    ComponentObjects,
+    Node,
+    NodeId,
+    RouteObjects,
+    deny_by_default_objects,
+    ingress_objects,
+    namespace_objects,
+    route_objects,
+    route_targets,
+    service_objects,
 )
+from meshkit.mesh.workloads import secret_names
+
+Registered = TypeVar("Registered", bound=pulumi.Resource)
 
 
 def _child_opts(
@@ -99,6 +93,50 @@ class MeshkitComponent(pulumi.ComponentResource):
     def __init__(self, name: str, opts: pulumi.ResourceOptions | None) -> None:
         aliases = pulumi.ResourceOptions(aliases=[pulumi.Alias(type_=former) for former in self.former_types])
         super().__init__(self.pulumi_type, name, None, pulumi.ResourceOptions.merge(opts, aliases))
+        self._registered: dict[NodeId, pulumi.Resource] = {}
+
+    def resource(self, node: NodeId) -> pulumi.Resource:
+        """The child this component registered for ``node`` of the deployment graph."""
+        return self._registered[node]
+
+    def _add(self, node: Node, resource: Registered) -> Registered:
+        self._registered[node.id] = resource
+        return resource
+
+    def _opts(
+        self,
+        objects: ComponentObjects,
+        node: Node,
+        linked: Sequence[MeshkitComponent] = (),
+        extra: Sequence[pulumi.Resource] = (),
+        on_error: pulumi.ErrorHook | None = None,
+        custom_timeouts: pulumi.CustomTimeouts | None = None,
+    ) -> pulumi.ResourceOptions:
+        """The options of ``node``'s child: ``depends_on`` what the graph puts before it, found among this
+        component's children or those of the ``linked`` components it was given, plus ``extra``."""
+        registered = ChainMap(self._registered, *(component._registered for component in linked))
+        depends_on = [registered[first] for first in objects.needs(node)]
+        return _child_opts(self, [*depends_on, *extra], on_error, custom_timeouts)
+
+    def _custom(
+        self,
+        objects: ComponentObjects,
+        node: Node,
+        linked: Sequence[MeshkitComponent] = (),
+        extra: Sequence[pulumi.Resource] = (),
+        on_error: pulumi.ErrorHook | None = None,
+    ) -> k8s.apiextensions.CustomResource:
+        """An Istio or Gateway API object; every one meshkit renders has a ``spec``."""
+        manifest = node.manifest
+        resource = k8s.apiextensions.CustomResource(
+            node.child,
+            api_version=manifest["apiVersion"],
+            kind=manifest["kind"],
+            metadata=manifest["metadata"],
+            spec=manifest["spec"],
+            opts=self._opts(objects, node, linked, extra, on_error),
+        )
+        return self._add(node, resource)
 
 
 class InjectedNamespace(MeshkitComponent):
@@ -112,23 +150,18 @@ class InjectedNamespace(MeshkitComponent):
 
     def __init__(self, name: str, args: NamespaceSpec, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(name, opts)
-        manifest = namespace_manifest(name, args)
-        self.namespace = k8s.core.v1.Namespace(
-            f"{name}-namespace", metadata=manifest["metadata"], opts=_child_opts(self)
+        objects = self.objects = namespace_objects(name, args)
+        self.namespace = self._add(
+            objects.namespace,
+            k8s.core.v1.Namespace(
+                objects.namespace.child,
+                metadata=objects.namespace.manifest["metadata"],
+                opts=self._opts(objects, objects.namespace),
+            ),
         )
-        self.peer_authentication = _custom_resource(
-            f"{name}-peerauthentication", peer_authentication_manifest(name, args), _child_opts(self, [self.namespace])
-        )
-        self.waypoint_name: str | None = (
-            args.waypoint if args.dataplane == "ambient" and isinstance(args.waypoint, str) else None
-        )
-        self.waypoint = (
-            None
-            if self.waypoint_name is None
-            else _custom_resource(
-                f"{name}-waypoint", waypoint_manifest(name, self.waypoint_name), _child_opts(self, [self.namespace])
-            )
-        )
+        self.peer_authentication = self._custom(objects, objects.peer_authentication)
+        self.waypoint_name: str | None = None if objects.waypoint is None else objects.waypoint.key.name
+        self.waypoint = None if objects.waypoint is None else self._custom(objects, objects.waypoint)
         self.namespace_name: pulumi.Output[str] = _name_of(self.namespace, name)
         # Plain values known from the manifests: cheaper for the engine than awaiting the children's outputs.
         outputs: dict[str, str] = {"namespaceName": name, "mtls": args.mtls}
@@ -155,17 +188,11 @@ class DenyByDefault(MeshkitComponent):
 
     def __init__(self, name: str, args: DenyByDefaultArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(name, opts)
-        self.policy = _custom_resource(
-            f"{name}-allow-nothing",
-            allow_nothing_manifest(name),
-            _child_opts(self, [args.namespace, *args.allow_policies]),
-        )
-        # Behind a waypoint: ztunnel admits the waypoint, which denies what no allow-list allows.
-        waypoint = args.namespace.waypoint_name
-        after_allow_lists = [args.namespace, *args.allow_policies]
+        objects = self.objects = deny_by_default_objects(name, args.namespace.objects, args.trust_domain)
+        # The allow-lists are other units' objects: the caller passes them (DENY_AFTER_ALLOW_LISTS).
+        self.policy = self._custom(objects, objects.allow_nothing, [args.namespace], args.allow_policies)
         self.waypoint_policies = [
-            _custom_resource(f"{name}-{manifest['metadata']['name']}", manifest, _child_opts(self, after_allow_lists))
-            for manifest in (waypoint_deny_manifests(name, waypoint, args.trust_domain) if waypoint else [])
+            self._custom(objects, node, [args.namespace], args.allow_policies) for node in objects.waypoint_policies
         ]
         self.register_outputs({})
 
@@ -205,95 +232,74 @@ class VersionedService(MeshkitComponent):
     def __init__(self, name: str, args: VersionedServiceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(name, opts)
         spec = self.spec = args.spec
-        # The Namespace object itself, not its component: waiting on a component means waiting on all its children.
-        after_namespace: list[pulumi.Resource] = [args.namespace.namespace] if args.namespace is not None else []
-
-        account = service_account_manifest(name, spec)
-        self.service_account = k8s.core.v1.ServiceAccount(
-            f"{name}-serviceaccount",
-            metadata=account["metadata"],
-            automount_service_account_token=account["automountServiceAccountToken"],
-            opts=_child_opts(self, after_namespace),
-        )
-        # Pods start only once their identity, their allow-list and their secrets exist.
-        pods_after: list[pulumi.Resource] = [*after_namespace, self.service_account]
-        self.secret = self._secret(name, args, after_namespace)
-        if self.secret is not None:
-            pods_after.append(self.secret)
         callers = sorted({allow.service for allow in spec.allow_from or [] if allow.service} - set(args.principals))
         if callers:
             raise MeshkitError(
                 f"service {name!r} allows calls from {', '.join(callers)}: pass their SPIFFE principals as "
                 "principals (meshkit.mesh.security.caller_principals(stack) computes them from a stack config)"
             )
-        policy = authorization_policy_manifest(name, spec, dict(args.principals), args.waypoint)
-        self.authorization_policy = (
-            None
-            if policy is None
-            else _custom_resource(f"{name}-authorizationpolicy", policy, _child_opts(self, after_namespace))
-        )
-        if self.authorization_policy is not None:
-            pods_after.append(self.authorization_policy)
-
-        service = service_manifest(name, spec)
-        self.service = k8s.core.v1.Service(
-            f"{name}-service",
-            metadata=_service_metadata(service["metadata"], args.await_services),
-            spec=service["spec"],
-            opts=_child_opts(self, after_namespace),
-        )
-        self.deployments: dict[str, k8s.apps.v1.Deployment] = {}
-        timeouts = (
-            pulumi.CustomTimeouts(create=args.ready_timeout, update=args.ready_timeout) if args.ready_timeout else None
-        )
         unknown = sorted(set(args.autoscaled) - set(spec.versions))
         if unknown:
             raise MeshkitError(f"service {name!r}: autoscaled names versions it does not declare: {', '.join(unknown)}")
-        for version in spec.versions:
-            manifest = deployment_manifest(name, spec, version)
-            opts = _child_opts(self, pods_after, args.on_error, timeouts)
+        namespace = args.namespace.objects if args.namespace is not None else None
+        objects = self.objects = service_objects(name, spec, args.principals, args.waypoint, namespace)
+        linked = [args.namespace] if args.namespace is not None else []
+
+        account = objects.service_account
+        self.service_account = self._add(
+            account,
+            k8s.core.v1.ServiceAccount(
+                account.child,
+                metadata=account.manifest["metadata"],
+                automount_service_account_token=account.manifest["automountServiceAccountToken"],
+                opts=self._opts(objects, account, linked),
+            ),
+        )
+        self.secret = self._secret(name, args, linked)
+        self.authorization_policy = (
+            None
+            if objects.authorization_policy is None
+            else self._custom(objects, objects.authorization_policy, linked)
+        )
+        self.service = self._service(objects.service, args, linked)
+        timeouts = (
+            pulumi.CustomTimeouts(create=args.ready_timeout, update=args.ready_timeout) if args.ready_timeout else None
+        )
+        self.deployments: dict[str, k8s.apps.v1.Deployment] = {}
+        for version, node in objects.deployments.items():
+            opts = self._opts(objects, node, linked, on_error=args.on_error, custom_timeouts=timeouts)
             if version in args.autoscaled:
                 opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(ignore_changes=["spec.replicas"]))
-            self.deployments[version] = k8s.apps.v1.Deployment(
-                f"{deployment_name(name, version)}-deployment",
-                metadata=manifest["metadata"],
-                spec=manifest["spec"],
-                opts=opts,
+            manifest = node.manifest
+            self.deployments[version] = self._add(
+                node,
+                k8s.apps.v1.Deployment(node.child, metadata=manifest["metadata"], spec=manifest["spec"], opts=opts),
             )
         # The Gateway API routes to one Service per version; a VirtualService to the DestinationRule's subsets.
-        self.version_services: dict[str, k8s.core.v1.Service] = {}
+        self.version_services: dict[str, k8s.core.v1.Service] = {
+            version: self._service(node, args, linked, args.on_error)
+            for version, node in objects.version_services.items()
+        }
         self.destination_rule: k8s.apiextensions.CustomResource | None = None
         self.destination_rule_name: pulumi.Output[str] | None = None
         outputs: dict[str, object] = {
-            "serviceName": service["metadata"]["name"],
-            "deploymentNames": {v: deployment_name(name, v) for v in self.deployments},
+            "serviceName": objects.service.key.name,
+            "deploymentNames": {v: node.key.name for v, node in objects.deployments.items()},
         }
-        if spec.traffic.api == "gateway":
-            for version in spec.versions:
-                manifest = version_service_manifest(name, spec, version)
-                self.version_services[version] = k8s.core.v1.Service(
-                    f"{version_service_name(name, version)}-service",
-                    metadata=_service_metadata(manifest["metadata"], args.await_services),
-                    spec=manifest["spec"],
-                    opts=_child_opts(self, after_namespace, args.on_error),
-                )
-            outputs["versionServiceNames"] = {v: version_service_name(name, v) for v in self.version_services}
-        else:
-            destination_rule = destination_rule_manifest(name, spec)
-            self.destination_rule = _custom_resource(
-                f"{name}-destinationrule", destination_rule, _child_opts(self, after_namespace, args.on_error)
-            )
-            self.destination_rule_name = _name_of(self.destination_rule, destination_rule["metadata"]["name"])
-            outputs["destinationRuleName"] = destination_rule["metadata"]["name"]
-        self.service_name: pulumi.Output[str] = _name_of(self.service, service["metadata"]["name"])
-        self.service_account_name: pulumi.Output[str] = _name_of(self.service_account, account["metadata"]["name"])
+        if objects.version_services:
+            outputs["versionServiceNames"] = {v: node.key.name for v, node in objects.version_services.items()}
+        if objects.destination_rule is not None:
+            self.destination_rule = self._custom(objects, objects.destination_rule, linked, on_error=args.on_error)
+            self.destination_rule_name = _name_of(self.destination_rule, objects.destination_rule.key.name)
+            outputs["destinationRuleName"] = objects.destination_rule.key.name
+        self.service_name: pulumi.Output[str] = _name_of(self.service, objects.service.key.name)
+        self.service_account_name: pulumi.Output[str] = _name_of(self.service_account, account.key.name)
         self.deployment_names: dict[str, pulumi.Output[str]] = {
-            version: _name_of(deployment, deployment_name(name, version))
-            for version, deployment in self.deployments.items()
+            version: _name_of(self.deployments[version], node.key.name) for version, node in objects.deployments.items()
         }
         self.version_service_names: dict[str, pulumi.Output[str]] = {
-            version: _name_of(backend, version_service_name(name, version))
-            for version, backend in self.version_services.items()
+            version: _name_of(self.version_services[version], node.key.name)
+            for version, node in objects.version_services.items()
         }
         # The state records plain names: cheaper for the engine than awaiting every child (the Outputs above
         # are for the Python program that holds this component).
@@ -302,28 +308,42 @@ class VersionedService(MeshkitComponent):
     def route_targets(self, versions: Collection[str]) -> list[pulumi.Resource]:
         """What a route to ``versions`` must wait for: their pods, and their subsets (the DestinationRule) or
         their Services (Gateway API)."""
-        routed = sorted(set(versions) & set(self.deployments))
-        targets: list[pulumi.Resource] = [self.destination_rule] if self.destination_rule is not None else []
-        targets += [self.version_services[v] for v in routed if v in self.version_services]
-        return targets + [self.deployments[v] for v in routed]
+        return [self.resource(node.id) for node, _ in route_targets(self.objects, versions)]
+
+    def _service(
+        self,
+        node: Node,
+        args: VersionedServiceArgs,
+        linked: Sequence[MeshkitComponent],
+        on_error: pulumi.ErrorHook | None = None,
+    ) -> k8s.core.v1.Service:
+        manifest = node.manifest
+        service = k8s.core.v1.Service(
+            node.child,
+            metadata=_service_metadata(manifest["metadata"], args.await_services),
+            spec=manifest["spec"],
+            opts=self._opts(self.objects, node, linked, on_error=on_error),
+        )
+        return self._add(node, service)
 
     def _secret(
-        self, name: str, args: VersionedServiceArgs, after_namespace: list[pulumi.Resource]
+        self, name: str, args: VersionedServiceArgs, linked: Sequence[MeshkitComponent]
     ) -> k8s.core.v1.Secret | None:
-        manifest = secret_manifest(name, args.spec)
-        if manifest is None:
+        node = self.objects.secret
+        if node is None:
             return None
         if args.secret_values is None:
             raise MeshkitError(f"service {name!r} uses meshkit secrets; pass their values as secret_values")
         names = secret_names(args.spec)
         values = pulumi.Output.secret(args.secret_values).apply(lambda all_values: {k: all_values[k] for k in names})
-        return k8s.core.v1.Secret(
-            f"{name}-secrets",
-            metadata=manifest["metadata"],
-            type=manifest["type"],
+        secret = k8s.core.v1.Secret(
+            node.child,
+            metadata=node.manifest["metadata"],
+            type=node.manifest["type"],
             string_data=values,
-            opts=_child_opts(self, after_namespace),
+            opts=self._opts(self.objects, node, linked),
         )
+        return self._add(node, secret)
 
 
 @dataclass(frozen=True)
@@ -348,18 +368,11 @@ class TrafficSplit(MeshkitComponent):
                 f"service {name!r} is routed by the Gateway API (traffic.api: gateway): use HTTPRouteSplit"
             )
         super().__init__(name, opts)
-        routed = sorted(args.spec.routed_versions() & set(args.backend.deployments))
         # Make-before-break: the subsets and the pods of every routed version exist before the route.
-        ready_first: list[pulumi.Resource] = [*args.backend.route_targets(routed), *args.extra_depends_on]
-        virtual_service = virtual_service_manifest(name, args.spec)
-        self.virtual_service = _custom_resource(
-            f"{name}-virtualservice", virtual_service, _child_opts(self, ready_first, args.on_error)
-        )
-        self.routed_versions = routed
-        self.virtual_service_name: pulumi.Output[str] = _name_of(
-            self.virtual_service, virtual_service["metadata"]["name"]
-        )
-        self.register_outputs({"virtualServiceName": virtual_service["metadata"]["name"], "routedVersions": routed})
+        self.objects, self.virtual_service = _registered_route(self, name, args)
+        self.routed_versions = self.objects.routed_versions
+        self.virtual_service_name: pulumi.Output[str] = _name_of(self.virtual_service, name)
+        self.register_outputs({"virtualServiceName": name, "routedVersions": self.routed_versions})
 
 
 @dataclass(frozen=True)
@@ -384,17 +397,21 @@ class HTTPRouteSplit(MeshkitComponent):
         if args.spec.traffic.api != "gateway" or not args.backend.version_services:
             raise MeshkitError(f"service {name!r} is routed by a VirtualService (traffic.api: istio): use TrafficSplit")
         super().__init__(name, opts)
-        routed = sorted(args.spec.routed_versions() & set(args.backend.deployments))
         # Make-before-break: the Service and the pods of every version the route sends to (or mirrors to)
         # exist before the route; a version at 0% is left out, so it can leave without waiting on the route.
-        ready_first: list[pulumi.Resource] = [*args.backend.route_targets(routed), *args.extra_depends_on]
-        http_route = http_route_manifest(name, args.spec)
-        self.http_route = _custom_resource(
-            f"{name}-httproute", http_route, _child_opts(self, ready_first, args.on_error)
-        )
-        self.routed_versions = routed
-        self.http_route_name: pulumi.Output[str] = _name_of(self.http_route, http_route["metadata"]["name"])
-        self.register_outputs({"httpRouteName": http_route["metadata"]["name"], "routedVersions": routed})
+        self.objects, self.http_route = _registered_route(self, name, args)
+        self.routed_versions = self.objects.routed_versions
+        self.http_route_name: pulumi.Output[str] = _name_of(self.http_route, name)
+        self.register_outputs({"httpRouteName": name, "routedVersions": self.routed_versions})
+
+
+def _registered_route(
+    component: MeshkitComponent, name: str, args: TrafficSplitArgs | HTTPRouteSplitArgs
+) -> tuple[RouteObjects, k8s.apiextensions.CustomResource]:
+    """A service's route, registered after what it sends to of its backend and what the caller adds."""
+    objects = route_objects(name, args.spec, args.backend.objects)
+    route = component._custom(objects, objects.route, [args.backend], args.extra_depends_on, on_error=args.on_error)
+    return objects, route
 
 
 @dataclass(frozen=True)
@@ -418,35 +435,18 @@ class Ingress(MeshkitComponent):
         missing = sorted({route.service for route in args.spec.routes} - set(args.backends))
         if missing:
             raise MeshkitError(f"ingress {name!r} routes to {', '.join(missing)}: pass their components as backends")
-        after_namespace: list[pulumi.Resource] = [args.namespace.namespace] if args.namespace is not None else []
-        self.gateway = _custom_resource(
-            f"{name}-gateway", gateway_manifest(name, args.spec), _child_opts(self, after_namespace)
-        )
-        services = {service: backend.spec for service, backend in args.backends.items()}
         # Make-before-break, as for a service's own route: the Gateway, and the subsets and pods of every
         # version an exposed service routes to, exist before the route from outside points at them.
-        ready_first: list[pulumi.Resource] = [self.gateway]
-        for service in dict.fromkeys(route.service for route in args.spec.routes):
-            backend = args.backends[service]
-            ready_first += backend.route_targets(backend.spec.routed_versions())
-        virtual_service = ingress_virtual_service_manifest(name, args.spec, services)
-        self.virtual_service = _custom_resource(
-            f"{name}-ingress-virtualservice", virtual_service, _child_opts(self, ready_first, args.on_error)
+        objects = self.objects = ingress_objects(
+            name,
+            args.spec,
+            {service: backend.spec for service, backend in args.backends.items()},
+            {service: backend.objects for service, backend in args.backends.items()},
+            args.namespace.objects if args.namespace is not None else None,
         )
+        linked = [*([args.namespace] if args.namespace is not None else []), *args.backends.values()]
+        self.gateway = self._custom(objects, objects.gateway, linked)
+        self.virtual_service = self._custom(objects, objects.virtual_service, linked, on_error=args.on_error)
         self.gateway_name: pulumi.Output[str] = _name_of(self.gateway, name)
         self.virtual_service_name: pulumi.Output[str] = _name_of(self.virtual_service, name)
         self.register_outputs({"gatewayName": name, "hosts": list(args.spec.hosts), "port": args.spec.listen_port})
-
-
-def _custom_resource(
-    resource_name: str, manifest: Manifest, opts: pulumi.ResourceOptions
-) -> k8s.apiextensions.CustomResource:
-    """An Istio object; every one meshkit renders has a ``spec``."""
-    return k8s.apiextensions.CustomResource(
-        resource_name,
-        api_version=manifest["apiVersion"],
-        kind=manifest["kind"],
-        metadata=manifest["metadata"],
-        spec=manifest["spec"],
-        opts=opts,
-    )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,14 @@ from meshkit.config.stack_file import ENGINE_SOURCE, PROJECT, engine_config_keys
 from meshkit.errors import ConfigError, MeshkitError
 from meshkit.mesh.checks import analyze_stack, errors_only
 from meshkit.mesh.gatewayapi import resolved_namespace, waypoint_of
+from meshkit.mesh.order import (
+    DENY_AFTER_ALLOW_LISTS,
+    ROUTE_AFTER_WAYPOINT,
+    Component,
+    DeploymentGraph,
+    NodeId,
+    deployment_graph,
+)
 from meshkit.mesh.security import caller_principals
 from meshkit.pulumi.components import (
     DenyByDefault,
@@ -38,7 +46,6 @@ from meshkit.pulumi.failures import FailedObject, explain_failure
 from meshkit.rollout.step_scope import (
     FINGERPRINTS_OUTPUT,
     SCOPE_FILE_ENV,
-    Component,
     StepScope,
     fingerprints,
     read_scope_file,
@@ -93,6 +100,26 @@ class Mesh:
     traffic: dict[str, TrafficSplit | HTTPRouteSplit] = field(default_factory=dict)
     deny_by_default: dict[str, DenyByDefault] = field(default_factory=dict)
     ingresses: dict[str, Ingress] = field(default_factory=dict)
+    graph: DeploymentGraph | None = None
+    """The stack's deployment graph, which the components were registered from."""
+
+    def resources(self, nodes: Iterable[NodeId]) -> list[pulumi.Resource]:
+        """The registered objects of ``nodes``, of the components registered (a targeted step registers only
+        some: those a registered component needs are among them, see :mod:`meshkit.rollout.step_scope`)."""
+        registered: dict[str, Mapping[str, MeshkitComponent]] = {
+            InjectedNamespace.pulumi_type: self.namespaces,
+            VersionedService.pulumi_type: self.services,
+            TrafficSplit.pulumi_type: self.traffic,
+            HTTPRouteSplit.pulumi_type: self.traffic,
+            DenyByDefault.pulumi_type: self.deny_by_default,
+            Ingress.pulumi_type: self.ingresses,
+        }
+        found = []
+        for node in nodes:
+            component = registered[node.component.type].get(node.component.name)
+            if component is not None:
+                found.append(component.resource(node))
+        return found
 
 
 def secret_config() -> pulumi.Output[Any] | None:
@@ -111,7 +138,10 @@ def build_mesh(
     """Register every component of a validated stack config (or, for a targeted step, the components in
     ``only``: see :mod:`meshkit.rollout.step_scope`). Usable from any Pulumi program. ``await_services``: see
     :attr:`meshkit.pulumi.components.VersionedServiceArgs.await_services`."""
-    mesh = Mesh()
+    # What a component cannot know from its own arguments (the waypoint of a route's namespace, the allow-lists
+    # of a namespace) comes from the whole stack's graph.
+    graph = deployment_graph(stack)
+    mesh = Mesh(graph=graph)
 
     def wanted(kind: type[MeshkitComponent], name: str) -> bool:
         return only is None or Component(kind.pulumi_type, name) in only
@@ -139,10 +169,7 @@ def build_mesh(
         mesh.services[name] = backend
         if not wanted(route_kind, name):
             continue
-        # In an ambient namespace, the route takes effect through the waypoint: it exists first.
-        waypoint: list[pulumi.Resource] = (
-            [namespace.waypoint] if namespace is not None and namespace.waypoint is not None else []
-        )
+        waypoint = mesh.resources(graph.targets(Component(route_kind.pulumi_type, name), ROUTE_AFTER_WAYPOINT))
         if svc.traffic.api == "gateway":
             route_args = HTTPRouteSplitArgs(svc, backend, extra_depends_on=waypoint, on_error=on_error)
             mesh.traffic[name] = HTTPRouteSplit(name, route_args, opts)
@@ -158,11 +185,8 @@ def build_mesh(
         )
     for name, ns_spec in stack.namespaces.items():
         if ns_spec.default_deny and wanted(DenyByDefault, name):
-            allow_policies: list[pulumi.Resource] = [
-                policy
-                for service, backend in mesh.services.items()
-                if stack.services[service].namespace == name and (policy := backend.authorization_policy) is not None
-            ]
+            deny = Component(DenyByDefault.pulumi_type, name)
+            allow_policies = mesh.resources(graph.targets(deny, DENY_AFTER_ALLOW_LISTS))
             mesh.deny_by_default[name] = DenyByDefault(
                 name, DenyByDefaultArgs(mesh.namespaces[name], allow_policies, stack.trust_domain), opts
             )
@@ -213,10 +237,10 @@ def main(read_deployed: Callable[[str], Mapping[str, Any]]) -> None:
     only = None if scope is None else scope.components
     # Rendered manifests carry nothing for Pulumi's awaits: there is nothing to wait for.
     on_cluster = any(cluster_settings().values())
-    build_mesh(stack, pulumi.ResourceOptions(provider=provider), secret_config(), explain_failures_hook(), only,
-               await_services=not on_cluster)  # fmt: skip
+    mesh = build_mesh(stack, pulumi.ResourceOptions(provider=provider), secret_config(), explain_failures_hook(),
+                      only, await_services=not on_cluster)  # fmt: skip
     # What the next run reads back as `deployed`: the traffic in force, and the weights to roll back to.
     for key, value in deployment_outputs(stack, deployed).items():
         pulumi.export(key, value)
     # What the next targeted step compares the stack file with (meshkit.rollout.step_scope).
-    pulumi.export(FINGERPRINTS_OUTPUT, fingerprints(stack, cluster_settings()))
+    pulumi.export(FINGERPRINTS_OUTPUT, fingerprints(stack, cluster_settings(), mesh.graph))

@@ -1,10 +1,11 @@
 """What a rollout step touches, so that the engine can be pointed at just that (`meshkit up`, `make step`).
 
 A full ``pulumi up`` re-registers and re-checks every object of the stack: at 1000 services that is minutes
-for a step that moves one weight. The render is pure, so meshkit knows, for each *unit* of the stack (a
-namespace, a service, an ingress), everything its objects are made from. The program records a fingerprint
-of each unit in the stack outputs (``fingerprints``); a step compares the stack file's fingerprints with the
-deployed ones, and the units that differ are the step.
+for a step that moves one weight. The deployment graph (:mod:`meshkit.mesh.order`) is pure, so meshkit knows,
+for each *unit* of the stack (a namespace, a service, an ingress), everything the program registers for it:
+its objects, and what each is created after. The program records a fingerprint of each unit in the stack
+outputs (``fingerprints``); a step compares the stack file's fingerprints with the deployed ones, and the units
+that differ are the step.
 
 The engine is then run as ``pulumi up --target <their components> --target-dependents`` with the program
 registering only what that update needs (:func:`plan_step`). Two engine rules make this safe, and the
@@ -17,6 +18,8 @@ registration set is built around them (Pulumi 3.259, ``resource/deploy/step_gene
 * a registered resource that is not targeted keeps its old state without a provider call. So what a
   registered component needs (a route's Deployments, an ingress's backends) can be registered cheaply.
 
+Which component depends on which is the graph's edges, read at the level of components.
+
 Everything else a step could change that is not one unit's — meshkit's own code, the stack-wide settings,
 the cluster the stack deploys to — is in the ``settings`` fingerprint; when it differs, the step is the full
 ``up``. A service whose objects hold secret values (not in the stack file as meshkit reads it) is in every
@@ -27,68 +30,24 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from meshkit.config.stack import StackConfig
-from meshkit.mesh.gatewayapi import resolved_namespace, waypoint_of
-from meshkit.mesh.security import authorization_policy_manifest, caller_principals
-from meshkit.mesh.workloads import secret_names
+from meshkit.mesh.order import UNIT_KIND, Component, DeploymentGraph, deployment_graph
 
-TYPE_PREFIX = "meshkit:index"
 ROOT_STACK_TYPE = "pulumi:pulumi:Stack"
 FINGERPRINTS_OUTPUT = "fingerprints"
 SCOPE_FILE_ENV = "MESHKIT_STEP_SCOPE"
 """Names a JSON file of the components the program registers; set only by `meshkit up` for its targeted update."""
 
-NAMESPACE = f"{TYPE_PREFIX}:InjectedNamespace"
-DENY_BY_DEFAULT = f"{TYPE_PREFIX}:DenyByDefault"
-VERSIONED_SERVICE = f"{TYPE_PREFIX}:VersionedService"
-TRAFFIC_SPLIT = f"{TYPE_PREFIX}:TrafficSplit"
-HTTP_ROUTE_SPLIT = f"{TYPE_PREFIX}:HTTPRouteSplit"
-INGRESS = f"{TYPE_PREFIX}:Ingress"
-UNIT_KIND = {
-    NAMESPACE: "namespace",
-    DENY_BY_DEFAULT: "namespace",
-    VERSIONED_SERVICE: "service",
-    TRAFFIC_SPLIT: "service",
-    HTTP_ROUTE_SPLIT: "service",
-    INGRESS: "ingress",
-}
-"""Each component type meshkit registers, and the kind of unit it belongs to (its name is the unit's)."""
 
-
-@dataclass(frozen=True, order=True)
-class Component:
-    """A top-level meshkit component, as the program registers it: Pulumi type and name."""
-
-    type: str
-    name: str
-
-    @property
-    def unit(self) -> str:
-        return f"{UNIT_KIND[self.type]}/{self.name}"
-
-    def urn(self, stack: str, project: str) -> str:
-        # A component registered under the stack resource: the root's type is not part of the URN.
-        return f"urn:pulumi:{stack}::{project}::{self.type}::{self.name}"
-
-
-def declared_components(stack: StackConfig) -> set[Component]:
-    """Every component the program registers for ``stack`` (see :func:`meshkit.pulumi.program.build_mesh`)."""
-    found = set()
-    for name, spec in stack.namespaces.items():
-        found.add(Component(NAMESPACE, name))
-        if spec.default_deny:
-            found.add(Component(DENY_BY_DEFAULT, name))
-    for name, svc in stack.services.items():
-        found.add(Component(VERSIONED_SERVICE, name))
-        found.add(Component(HTTP_ROUTE_SPLIT if svc.traffic.api == "gateway" else TRAFFIC_SPLIT, name))
-    found.update(Component(INGRESS, name) for name in stack.ingresses)
-    return found
+def component_urn(component: Component, stack: str, project: str) -> str:
+    # A component registered under the stack resource: the root's type is not part of the URN.
+    return f"urn:pulumi:{stack}::{project}::{component.type}::{component.name}"
 
 
 # --- fingerprints --------------------------------------------------------------------------------------
@@ -108,68 +67,39 @@ def code_digest() -> str:
     return hasher.hexdigest()[:32]
 
 
-def _allow_listed(stack: StackConfig) -> set[str]:
-    """The services with an allow-list (AuthorizationPolicy): their namespace's deny-by-default waits for it."""
-    principals = caller_principals(stack)
+def unit_fingerprints(graph: DeploymentGraph) -> dict[str, str | None]:
+    """Per unit, a digest of what the program registers for it: each object's component, child name and
+    manifest, and what it is created after (its ``depends_on``); the rest of a registration (timeouts, the
+    cluster's awaits) follows from ``settings``. None for a unit whose objects hold secret values (they are
+    not in the stack file as meshkit reads it), which every step re-checks."""
     return {
-        name
-        for name, svc in stack.services.items()
-        if authorization_policy_manifest(name, svc, principals, waypoint_of(stack, svc.namespace)) is not None
+        unit: None
+        if any(node.key.kind == "Secret" for node in nodes)
+        else _digest(
+            [
+                [node.component.type, node.child, node.manifest]
+                + [[first.component.type, first.component.name, first.child] for first in graph.needs(node.id)]
+                for node in nodes
+            ]
+        )
+        for unit, nodes in graph.units.items()
     }
 
 
-def _namespace_dump(stack: StackConfig, name: str) -> Any:
-    return resolved_namespace(stack, name).model_dump(mode="json") if name in stack.namespaces else None
-
-
-def unit_fingerprints(stack: StackConfig) -> dict[str, str | None]:
-    """Per unit, a digest of everything its components are built from; None for a unit whose objects hold
-    secret values (they are not in the stack file as meshkit reads it), which every step re-checks."""
-    principals = caller_principals(stack)
-    allow_listed_services = _allow_listed(stack)
-    units: dict[str, str | None] = {}
-    for name, spec in stack.namespaces.items():
-        allow_listed = sorted(s for s in allow_listed_services if stack.services[s].namespace == name)
-        units[f"namespace/{name}"] = _digest(
-            [_namespace_dump(stack, name), allow_listed if spec.default_deny else None]
-        )
-    for name, svc in stack.services.items():
-        callers = {allow.service for allow in svc.allow_from or [] if allow.service}
-        units[f"service/{name}"] = (
-            None
-            if secret_names(svc)
-            else _digest(
-                [
-                    svc.model_dump(mode="json"),
-                    _namespace_dump(stack, svc.namespace),
-                    {caller: principals.get(caller) for caller in sorted(callers)},
-                    waypoint_of(stack, svc.namespace),
-                ]
-            )
-        )
-    for name, ingress in stack.ingresses.items():
-        routed = sorted({route.service for route in ingress.routes})
-        units[f"ingress/{name}"] = _digest(
-            [
-                ingress.model_dump(mode="json"),
-                {s: stack.services[s].model_dump(mode="json") if s in stack.services else None for s in routed},
-                _namespace_dump(stack, ingress.namespace),
-            ]
-        )
-    return units
-
-
-def fingerprints(stack: StackConfig, cluster: Mapping[str, str | None]) -> dict[str, Any]:
+def fingerprints(
+    stack: StackConfig, cluster: Mapping[str, str | None], graph: DeploymentGraph | None = None
+) -> dict[str, Any]:
     """The ``fingerprints`` stack output: ``settings`` (meshkit's code, the stack-wide settings and the
     cluster, by its ``kubernetes:`` config), ``units``, and the component types of each unit (a later step
-    that removes the unit targets them)."""
+    that removes the unit targets them). ``graph``: the stack's, when the caller has it already."""
+    graph = deployment_graph(stack) if graph is None else graph
     settings = stack.model_dump(mode="json", exclude={"namespaces", "services", "ingresses"})
     components: dict[str, list[str]] = {}
-    for component in sorted(declared_components(stack)):
+    for component in sorted(graph.components):
         components.setdefault(component.unit, []).append(component.type)
     return {
         "settings": _digest([code_digest(), settings, dict(sorted(cluster.items()))]),
-        "units": unit_fingerprints(stack),
+        "units": unit_fingerprints(graph),
         "components": components,
     }
 
@@ -194,47 +124,9 @@ class TargetedStep:
     those need to be built."""
 
 
-def _declared_dependents(stack: StackConfig, component: Component) -> set[Component]:
-    """What the program makes depend on ``component``'s objects (see :mod:`meshkit.pulumi.components`)."""
-    name = component.name
-    if component.type == NAMESPACE:
-        found = {Component(DENY_BY_DEFAULT, name)}
-        for service, svc in stack.services.items():
-            if svc.namespace == name:
-                found |= {Component(VERSIONED_SERVICE, service), Component(TRAFFIC_SPLIT, service)}
-                found.add(Component(HTTP_ROUTE_SPLIT, service))
-        found |= {Component(INGRESS, i) for i, ingress in stack.ingresses.items() if ingress.namespace == name}
-        return found
-    if component.type == VERSIONED_SERVICE:
-        found = {Component(TRAFFIC_SPLIT, name), Component(HTTP_ROUTE_SPLIT, name)}
-        found |= {
-            Component(INGRESS, i) for i, ing in stack.ingresses.items() if any(r.service == name for r in ing.routes)
-        }
-        if name in stack.services:
-            found.add(Component(DENY_BY_DEFAULT, stack.services[name].namespace))
-        return found
-    return set()
-
-
-def _declared_needs(stack: StackConfig, component: Component) -> set[Component]:
-    """What the program must have built to build ``component`` (its arguments' components)."""
-    name = component.name
-    if component.type in (VERSIONED_SERVICE, TRAFFIC_SPLIT, HTTP_ROUTE_SPLIT):
-        namespace = stack.services[name].namespace
-        return {Component(VERSIONED_SERVICE, name), Component(NAMESPACE, namespace)}
-    if component.type == INGRESS:
-        ingress = stack.ingresses[name]
-        return {Component(VERSIONED_SERVICE, r.service) for r in ingress.routes} | {
-            Component(NAMESPACE, ingress.namespace)
-        }
-    if component.type == DENY_BY_DEFAULT:
-        in_namespace = {s for s in _allow_listed(stack) if stack.services[s].namespace == name}
-        allow_lists = {Component(VERSIONED_SERVICE, s) for s in in_namespace}
-        return allow_lists | {Component(NAMESPACE, name)}
-    return set()
-
-
-def _closure(start: Iterable[Component], step: Any, declared: set[Component]) -> set[Component]:
+def _closure(
+    start: Iterable[Component], step: Callable[[Component], Iterable[Component]], declared: Collection[Component]
+) -> set[Component]:
     found = {c for c in start if c in declared}
     queue = list(found)
     while queue:
@@ -258,15 +150,16 @@ def plan_step(
     were changed since (by hand), which the update must put back (see :mod:`meshkit.engine.refresh_scope`).
 
     The deployed state's own dependencies need not be read: the last deployment registered them from the
-    deployed config with this same code (else ``settings`` differs), so a component whose dependencies
-    change between the two registers differently, and its unit is changed itself (tests/test_step_scope.py
-    checks both against the engine's rule, old state included)."""
+    deployed config with this same code (else ``settings`` differs), and a unit's fingerprint digests its
+    objects' dependencies, so a component whose dependencies change between the two is in a changed unit
+    itself (tests/test_step_scope.py checks both against the engine's rule, old state included)."""
     if not deployed_outputs:
         return FullUp("the stack has no deployment yet")
     deployed = deployed_outputs.get(FINGERPRINTS_OUTPUT)
     if not isinstance(deployed, dict) or not isinstance(deployed.get("units"), dict):
         return FullUp("the last deployment recorded no fingerprints (a meshkit before targeted steps made it)")
-    wanted = fingerprints(stack, cluster)
+    graph = deployment_graph(stack)
+    wanted = fingerprints(stack, cluster, graph)
     if deployed.get("settings") != wanted["settings"]:
         return FullUp("meshkit itself, a stack-wide setting or the cluster changed since the last deployment")
     old_units, new_units = deployed["units"], wanted["units"]
@@ -279,7 +172,7 @@ def plan_step(
         }
         | set(changed_in_cluster)
     )
-    declared = declared_components(stack)
+    declared = graph.components
     old_components = deployed.get("components")
     old_components = old_components if isinstance(old_components, dict) else {}
     removed = {
@@ -289,11 +182,12 @@ def plan_step(
         if isinstance(kind, str) and kind in UNIT_KIND
     }
     target_components = {c for c in declared if c.unit in changed} | removed
-    targets = sorted(component.urn(stack_name, project) for component in target_components)
+    targets = sorted(component_urn(component, stack_name, project) for component in target_components)
     # Everything the engine will target with them (a dependent the program did not register would be
-    # deleted), and what those need to be built.
-    engine_targeted = _closure(target_components, lambda c: _declared_dependents(stack, c), declared)
-    registered = _closure(engine_targeted, lambda c: _declared_needs(stack, c), declared)
+    # deleted), and what those need to be built: a component is built with the components its objects are
+    # created after (its arguments).
+    engine_targeted = _closure(target_components, graph.component_dependents, declared)
+    registered = _closure(engine_targeted, graph.component_needs, declared)
     return TargetedStep(changed, targets, registered)
 
 

@@ -42,6 +42,7 @@ from meshkit.cli import app
 from meshkit.config import StackConfig
 from meshkit.config.schema import SCHEMA_PATH, field_docs, plain_text
 from meshkit.config.values import PORT_PROTOCOLS
+from meshkit.mesh.order import ORDER_RULES
 
 HERE = Path(__file__).parent
 REPO = HERE.parent.parent
@@ -464,12 +465,25 @@ def readme_section(title: str) -> str:
 
 # --- the hook ----------------------------------------------------------------------------------------
 
+# --- the order rules -----------------------------------------------------------------------------------
+
+
+def order_rules() -> str:
+    """The table of the deployment graph's rules (meshkit.mesh.order.ORDER_RULES), the order every step follows."""
+    lines = ["| rule | first | then | when | why |", "|---|---|---|---|---|"]
+    for rule in ORDER_RULES:
+        cells = (f"`{rule.name}`", rule.first, rule.then, rule.when, rule.reason)
+        lines.append("| " + " | ".join(_cell(cell) for cell in cells) + " |")
+    return "\n".join(lines)
+
+
 GENERATED: dict[str, Callable[..., str]] = {
     "scenario-file": scenario_file,
     "scenario-diff": scenario_diff,
     "config-reference": config_reference,
     "error-codes": error_codes,
     "cli-reference": cli_reference,
+    "order-rules": order_rules,
     "not-supported": lambda: readme_section("Not supported yet"),
 }
 # Files of the repository the site serves as they are: the schema, and the benchmark report with its plots

@@ -561,19 +561,24 @@ def graph(
         GraphFormat.MERMAID
     ),
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to this file instead of stdout.")] = None,
+    live: Annotated[
+        bool, typer.Option("--live", help="Label each edge with its requests/s, errors and latency (Prometheus).")
+    ] = False,
 ) -> None:
     """Picture the stack's traffic: services, versions, weights, header routes and faults as labelled edges."""
     _, path = resolve_stack(stack)
 
     def body() -> int:
-        summary = stack_summary(load_stack_file(path))
+        config = load_stack_file(path)
+        summary = stack_summary(config)
+        labels = _watch.live_labels(config) if live else None
         data: bytes
         if output_format is GraphFormat.MERMAID:
-            data = to_mermaid(summary).encode()
+            data = to_mermaid(summary, labels).encode()
         elif output_format is GraphFormat.DOT:
-            data = to_dot(summary).encode()
+            data = to_dot(summary, labels).encode()
         else:
-            data = graphviz(to_dot(summary), output_format.value)
+            data = graphviz(to_dot(summary, labels), output_format.value)
         if output is not None:
             _write(output, data)
         else:
@@ -852,6 +857,15 @@ def review_verify(
         return 0
 
     _run(body)
+
+
+# --- guard and watch: meshkit/cli/guard.py, meshkit/cli/watch.py -----------------------------------------
+
+from meshkit.cli import guard as _guard  # noqa: E402 (they use the consoles above)
+from meshkit.cli import watch as _watch  # noqa: E402
+
+app.command()(_guard.guard)
+app.command()(_watch.watch)
 
 
 def main() -> None:

@@ -5,8 +5,11 @@ Prometheus not answering is said plainly, the declared graph still drawn, and th
 from __future__ import annotations
 
 import re
+import signal
+import subprocess
 from pathlib import Path
 
+from .e2e.engine import VENV_BIN
 from .recorded_prometheus import Load, recorded_prometheus
 from .test_metrics_gate import meshkit, stack_text
 
@@ -78,3 +81,17 @@ def test_the_guard_passes_a_healthy_canary_and_says_too_few_requests_is_no_failu
     assert result.exit_code == 0, result.output
     assert re.search(r"quiet: not enough traffic to judge canary v2 \(not a failure\): v2: \d+ requests", result.output)
     assert path.read_bytes() == before
+
+
+def test_ctrl_c_stops_the_guard_cleanly(tmp_path: Path) -> None:
+    path = _stack(tmp_path, DOWN)
+    # A child started from here gets SIGINT's default handling (a background shell may have it ignored).
+    with subprocess.Popen([str(VENV_BIN / "meshkit"), "guard", str(path), "nginx", "--interval", "1s"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)) as guard:  # fmt: skip
+        assert guard.stdout is not None
+        assert "watching nginx" in guard.stdout.readline()
+        guard.send_signal(signal.SIGINT)
+        out, err = guard.communicate(timeout=30)
+    assert guard.returncode == 130, out + err
+    assert err == "guard: stopped (Ctrl-C)\n" and "Traceback" not in out

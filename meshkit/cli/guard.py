@@ -47,10 +47,13 @@ def guard(
     name, path = resolve_stack(stack)
     settings = engine.GuardSettings(seconds, failures, once)
 
+    written: list[object] = []
+
     def roll_back(verdict: Verdict) -> int:
         _say(f"rolling back: canary {verdict.canary.version} failed {settings.needed} check(s) in a row: "
              f"{'; '.join(verdict.failures)}")  # fmt: skip
         _say(engine.write_rollback(path, service, verdict))
+        written.append(path)
         status = run_step(step_command(path, name), project_root(path.resolve().parent), _say)
         if status != 0:
             _say(f"the rollback is written in {path} but `meshkit up` failed (exit {status}): run `meshkit up {stack}`")
@@ -59,14 +62,17 @@ def guard(
              f"committed: review and commit it (git diff {path})")  # fmt: skip
         return 0
 
+    def watch() -> int:
+        _say(f"watching {service} in {path} every {interval}, rolling back after {settings.needed} failed check(s) "
+             "in a row (Ctrl-C to stop)")  # fmt: skip
+        return engine.guard_loop(lambda: engine.check_canary(path, service), roll_back, _say, time.sleep, settings)
+
     def body() -> int:
-        needed = settings.needed
-        _say(f"watching {service} in {path} every {interval}, rolling back after {needed} failed check(s) in a row "
-             "(Ctrl-C to stop)")  # fmt: skip
         try:
-            return engine.guard_loop(lambda: engine.check_canary(path, service), roll_back, _say, time.sleep, settings)
+            return watch()
         except KeyboardInterrupt:
-            err.print("guard: stopped (Ctrl-C)", markup=False)
+            unfinished = f": the rollback is written in {path}, perhaps not performed: run `meshkit up {stack}`"
+            err.print(f"guard: stopped (Ctrl-C){unfinished if written else ''}", markup=False)
             return engine.INTERRUPTED
 
     _run(body)

@@ -1,5 +1,5 @@
 """``python -m meshkit``: the same command line as the ``meshkit`` console script."""
 
-from meshkit.cli.app import main
+from meshkit.cli import main
 
 main()

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from meshkit.cli.app import app
+from meshkit.cli import app
 from meshkit.pulumi.program import main
 
 from .pulumi_mocks import pulumi_mocks

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from meshkit.cli.app import app
+from meshkit.cli import app
 from meshkit.mesh.checks import load_stack_file
 from meshkit.mesh.manifest import manifests_to_yaml
 from meshkit.mesh.render import render_stack

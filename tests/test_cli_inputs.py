@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from meshkit.cli.app import app
+from meshkit.cli import app
 from meshkit.mesh.checks import load_stack_file
 from meshkit.rollout.summary import stack_summary
 

@@ -16,7 +16,7 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from meshkit.cli.app import app
+from meshkit.cli import app
 from meshkit.mesh import checks as analysis
 from meshkit.mesh import conformance
 from meshkit.mesh.checks import load_stack_file

@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from meshkit.cli.app import app
+from meshkit.cli import app
 from meshkit.config.engine_yaml import read_yaml
 from meshkit.mesh.checks import load_stack_file
 from meshkit.rollout.summary import deployment_outputs, stack_summary

@@ -13,7 +13,7 @@ import pulumi
 import pytest
 from typer.testing import CliRunner
 
-from meshkit.cli.app import app
+from meshkit.cli import app
 from meshkit.config.stack import StackConfig
 from meshkit.errors import ConfigError
 from meshkit.mesh.checks import check_stack, validate_stack

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from meshkit.cli.app import app
+from meshkit.cli import app
 from meshkit.engine.interrupted import (
     ObjectId,
     file_documents,

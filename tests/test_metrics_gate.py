@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from meshkit.cli.app import app
+from meshkit.cli import app
 from meshkit.mesh.checks import parse_stack_file_text
 from meshkit.rollout.summary import deployment_outputs
 

@@ -8,7 +8,7 @@ import pulumi
 import pytest
 from typer.testing import CliRunner
 
-from meshkit.cli.app import app
+from meshkit.cli import app
 from meshkit.config.stack import StackConfig
 from meshkit.errors import ConfigError, Severity
 from meshkit.mesh.checks import check_stack, validate_stack

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from meshkit.cli.app import app
+from meshkit.cli import app
 from meshkit.engine.stale_locks import backend_directory, remove_stale_locks, stack_locks
 
 from .scenario_data import REPO

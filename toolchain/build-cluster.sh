@@ -13,37 +13,20 @@
 # other content stops the build with Go's checksum mismatch error.
 set -euo pipefail
 
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=toolchain/versions.env
-source "$here/versions.env"
+log_tag=cluster-build
+# shellcheck source=toolchain/build-lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/build-lib.sh"
 
-cache_root=${MESHKIT_TOOLCHAIN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/meshkit/toolchain}
 prefix="$cache_root/cluster-kubernetes-${KUBERNETES_VERSION}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}"
 bin="$prefix/bin"
 binaries=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kwok)
 
-say() { printf '[cluster-build] %s\n' "$*" >&2; }
-
-have_all() { for b in "${binaries[@]}"; do [[ -x "$bin/$b" ]] || return 1; done; }
-if have_all; then
-  say "cached: $bin"
-  echo "$bin"
-  exit 0
-fi
-
-command -v go >/dev/null || {
-  say "Go is not installed. Install Go >= 1.26 (Debian: apt-get install golang), then run this again."
-  exit 1
-}
+exit_if_built "$bin"
+require go "Go is not installed. Install Go >= 1.26 (Debian: apt-get install golang), then run this again."
 
 mkdir -p "$bin" "$prefix/src"
 # GOTOOLCHAIN=local: never try to download another Go release when a module asks for a newer one.
 export GOFLAGS="-mod=mod" GOTOOLCHAIN=local
-
-# Go prints a line per package compiled: show a count, not the flood.
-progress() {
-  awk -v what="$1" '{ n++; if (n % 100 == 0) printf "[cluster-build]   %s: %d packages compiled\n", what, n > "/dev/stderr" }'
-}
 
 # A wrapper module in src/NAME: go.mod from stdin, the pinned go.sum, a tools.go importing the packages.
 new_wrapper() {
@@ -144,12 +127,9 @@ EOF
   )
 }
 
-start=$(date +%s)
 [[ -x "$bin/etcd" ]] || build_etcd
 [[ -x "$bin/kwok" ]] || build_kwok
 for b in kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet; do
   [[ -x "$bin/$b" ]] || { build_kubernetes; break; }
 done
-have_all || { say "build incomplete: $bin"; exit 1; }
-say "built in $(( $(date +%s) - start ))s: $bin"
-echo "$bin"
+exit_built

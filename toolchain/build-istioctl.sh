@@ -18,11 +18,10 @@
 # commits, only master commits (see the comment in versions.env).
 set -euo pipefail
 
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=toolchain/versions.env
-source "$here/versions.env"
+log_tag=istio-build
+# shellcheck source=toolchain/build-lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/build-lib.sh"
 
-cache_root=${MESHKIT_TOOLCHAIN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/meshkit/toolchain}
 prefix="$cache_root/istio-${ISTIO_VERSION}-${ISTIO_PSEUDO##*-}"
 bin="$prefix/bin"
 mod=istio.io/istio
@@ -31,34 +30,15 @@ binaries=(istioctl pilot-discovery pilot-agent)
 declare -A packages=([istioctl]=istioctl/cmd/istioctl [pilot-discovery]=pilot/cmd/pilot-discovery
   [pilot-agent]=pilot/cmd/pilot-agent)
 
-say() { printf '[istio-build] %s\n' "$*" >&2; }
-
-missing() { for b in "${binaries[@]}"; do [[ -x "$bin/$b" ]] || printf '%s ' "$b"; done; }
-if [[ -z "$(missing)" ]]; then
-  say "cached: $bin"
-  echo "$bin"
-  exit 0
-fi
-if [[ "${1:-}" == "--cached" ]]; then
-  say "not built yet: $(missing)(Istio ${ISTIO_VERSION}, ${ISTIO_PSEUDO}): run toolchain/build-istioctl.sh"
-  exit 1
-fi
-
-command -v go >/dev/null || {
-  say "Go is not installed. Install Go >= 1.26 (Debian: apt-get install golang), then run this again."
-  exit 1
-}
+exit_if_built "$bin"
+exit_if_only_cached "${1:-}" \
+  "not built yet: $(missing)(Istio ${ISTIO_VERSION}, ${ISTIO_PSEUDO}): run toolchain/build-istioctl.sh"
+require go "Go is not installed. Install Go >= 1.26 (Debian: apt-get install golang), then run this again."
 
 mkdir -p "$bin" "$prefix/src"
 # GOTOOLCHAIN=local: never try to download another Go release when a module asks for a newer one.
 # CGO_ENABLED=0: static binaries, as Istio's own common/scripts/gobuild.sh builds them.
 export GOFLAGS="-mod=mod" GOTOOLCHAIN=local CGO_ENABLED=0
-
-# Go prints a line per package compiled: show a count, not the flood (but every compiler error in full).
-progress() {
-  awk -v what="$1" '/^#|: / { print > "/dev/stderr"; next }
-    { n++; if (n % 100 == 0) printf "[istio-build]   %s: %d packages compiled\n", what, n > "/dev/stderr" }'
-}
 
 build_istio() {
   local src="$prefix/src/istio"
@@ -100,8 +80,5 @@ EOF
   )
 }
 
-start=$(date +%s)
 build_istio
-[[ -z "$(missing)" ]] || { say "build incomplete ($(missing)missing): $bin"; exit 1; }
-say "built in $(( $(date +%s) - start ))s: $bin"
-echo "$bin"
+exit_built

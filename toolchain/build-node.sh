@@ -19,11 +19,10 @@
 # the go.sum files pin every dependency's hash.
 set -euo pipefail
 
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=toolchain/versions.env
-source "$here/versions.env"
+log_tag=node-build
+# shellcheck source=toolchain/build-lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/build-lib.sh"
 
-cache_root=${MESHKIT_TOOLCHAIN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/meshkit/toolchain}
 prefix="$cache_root/node-containerd-${CONTAINERD_VERSION}_runc-${RUNC_VERSION}_cni-${CNI_PLUGINS_VERSION}"
 bin="$prefix/bin"
 containerd_mod=github.com/containerd/containerd/v2
@@ -43,34 +42,14 @@ declare -A packages=(
   [portmap]=$cni_mod/plugins/meta/portmap
 )
 
-say() { printf '[node-build] %s\n' "$*" >&2; }
-
-missing() { for b in "${binaries[@]}"; do [[ -x "$bin/$b" ]] || printf '%s ' "$b"; done; }
-if [[ -z "$(missing)" ]]; then
-  say "cached: $bin"
-  echo "$bin"
-  exit 0
-fi
-if [[ "${1:-}" == "--cached" ]]; then
-  say "not built yet: $(missing)(containerd ${CONTAINERD_VERSION}, runc ${RUNC_VERSION}, CNI plugins" \
-    "${CNI_PLUGINS_VERSION}): run toolchain/build-node.sh"
-  exit 1
-fi
-
-command -v go >/dev/null || {
-  say "Go is not installed. Install Go >= 1.26.8 (Debian: apt-get install golang), then run this again."
-  exit 1
-}
+exit_if_built "$bin"
+exit_if_only_cached "${1:-}" "not built yet: $(missing)(containerd ${CONTAINERD_VERSION}, runc ${RUNC_VERSION}," \
+  "CNI plugins ${CNI_PLUGINS_VERSION}): run toolchain/build-node.sh"
+require go "Go is not installed. Install Go >= 1.26.8 (Debian: apt-get install golang), then run this again."
 
 mkdir -p "$bin" "$prefix/src"
 # GOTOOLCHAIN=local: never try to download another Go release when a module asks for a newer one.
 export GOFLAGS="-mod=mod" GOTOOLCHAIN=local
-
-# Go prints a line per package compiled: show a count, not the flood (but every compiler error in full).
-progress() {
-  awk -v what="$1" '/^#|: / { print > "/dev/stderr"; next }
-    { n++; if (n % 100 == 0) printf "[node-build]   %s: %d packages compiled\n", what, n > "/dev/stderr" }'
-}
 
 # A wrapper module in src/NAME requiring MODULE@VERSION, with the `go` line of the module's own go.mod (a
 # lower one would make `go mod tidy` refuse it), the pinned go.sum.NAME, and a tools.go importing the
@@ -149,10 +128,7 @@ build_cni_plugins() {
 
 any_missing() { for b in "$@"; do [[ -x "$bin/$b" ]] || return 0; done; return 1; }
 
-start=$(date +%s)
 ! any_missing runc || build_runc
 ! any_missing "${cni_bins[@]}" || build_cni_plugins
 ! any_missing "${containerd_bins[@]}" || build_containerd
-[[ -z "$(missing)" ]] || { say "build incomplete ($(missing)missing): $bin"; exit 1; }
-say "built in $(( $(date +%s) - start ))s: $bin"
-echo "$bin"
+exit_built

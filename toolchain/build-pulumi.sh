@@ -10,28 +10,18 @@
 # module proxy (or a mirror of it) is enough to build them.
 set -euo pipefail
 
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=toolchain/versions.env
-source "$here/versions.env"
+log_tag=toolchain
+# shellcheck source=toolchain/build-lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/build-lib.sh"
 
-cache_root=${MESHKIT_TOOLCHAIN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/meshkit/toolchain}
 key="pulumi-${PULUMI_VERSION}_kubernetes-${PULUMI_KUBERNETES_VERSION}-${PULUMI_KUBERNETES_PROVIDER_PSEUDO##*-}"
 prefix="$cache_root/$key"
 bin="$prefix/bin"
+binaries=(pulumi pulumi-resource-kubernetes pulumi-language-python-exec)
 
-say() { printf '[toolchain] %s\n' "$*" >&2; }
-
-if [[ -x "$bin/pulumi" && -x "$bin/pulumi-resource-kubernetes" && -f "$bin/pulumi-language-python-exec" ]]; then
-  say "cached: $bin"
-  echo "$bin"
-  exit 0
-fi
-
-command -v go >/dev/null || {
-  say "Go is not installed. Install Go >= 1.25 (Debian: apt-get install golang) or put a pulumi CLI and"
-  say "pulumi-resource-kubernetes ${PULUMI_KUBERNETES_VERSION} on PATH, then run this again."
-  exit 1
-}
+exit_if_built "$bin"
+require go "Go is not installed. Install Go >= 1.25 (Debian: apt-get install golang) or put a pulumi CLI and" \
+  "pulumi-resource-kubernetes ${PULUMI_KUBERNETES_VERSION} on PATH, then run this again."
 
 mkdir -p "$bin" "$prefix/src"
 # Some github.com/pulumi modules (the provider's pseudo-version, a few tags) are missing from the checksum
@@ -73,7 +63,7 @@ EOF
     say "compiling the pulumi CLI: the first build takes 10-25 minutes on 2 cores"
     go build -v -trimpath -o "$bin/pulumi" \
       -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v${PULUMI_VERSION}" \
-      github.com/pulumi/pulumi/pkg/v3/cmd/pulumi 2>&1 | awk '{ n++; if (n % 100 == 0) printf "[toolchain]   cli: %d packages compiled\n", n > "/dev/stderr" }'
+      github.com/pulumi/pulumi/pkg/v3/cmd/pulumi 2>&1 | progress cli
     test -x "$bin/pulumi"
   )
   # The exec script that runs a Python program under the engine ships in the sdk/v3 module.
@@ -118,14 +108,11 @@ PY
     go mod tidy >/dev/null
     say "compiling pulumi-resource-kubernetes: the first build takes 5-15 minutes on 2 cores"
     go build -v -trimpath -o "$bin/pulumi-resource-kubernetes" \
-      -ldflags "-s -w -X ${mod}/pkg/version.Version=${PULUMI_KUBERNETES_VERSION}" . 2>&1 |
-      awk '{ n++; if (n % 100 == 0) printf "[toolchain]   provider: %d packages compiled\n", n > "/dev/stderr" }'
+      -ldflags "-s -w -X ${mod}/pkg/version.Version=${PULUMI_KUBERNETES_VERSION}" . 2>&1 | progress provider
     test -x "$bin/pulumi-resource-kubernetes"
   )
 }
 
-start=$(date +%s)
-[[ -x "$bin/pulumi" && -f "$bin/pulumi-language-python-exec" ]] || build_cli
+[[ -x "$bin/pulumi" && -x "$bin/pulumi-language-python-exec" ]] || build_cli
 [[ -x "$bin/pulumi-resource-kubernetes" ]] || build_provider
-say "built in $(( $(date +%s) - start ))s: $bin"
-echo "$bin"
+exit_built

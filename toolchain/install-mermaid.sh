@@ -9,27 +9,18 @@
 # A second run with the same lock file finds the cache and returns at once.
 set -euo pipefail
 
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-cache_root=${MESHKIT_TOOLCHAIN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/meshkit/toolchain}
+log_tag=mermaid
+# shellcheck source=toolchain/build-lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/build-lib.sh"
+
 lock="$here/mermaid/package-lock.json"
 prefix="$cache_root/mermaid-$(cat "$here/mermaid/package.json" "$lock" | sha256sum | cut -c1-16)"
 
-say() { printf '[mermaid] %s\n' "$*" >&2; }
-
 # The stamp is written last: a directory without it is an install that did not finish.
-if [[ -f "$prefix/.installed" ]]; then
-  say "cached: $prefix"
-  echo "$prefix"
-  exit 0
-fi
-if [[ "${1:-}" == "--cached" ]]; then
-  say "not installed yet: run toolchain/install-mermaid.sh"
-  exit 1
-fi
-command -v npm >/dev/null || {
-  say "npm is not installed: run toolchain/system-packages.sh (Debian: apt-get install nodejs npm)"
-  exit 1
-}
+missing() { [[ -f "$prefix/.installed" ]] || printf 'mermaid '; }
+exit_if_built "$prefix"
+exit_if_only_cached "${1:-}" "not installed yet: run toolchain/install-mermaid.sh"
+require npm "npm is not installed: run toolchain/system-packages.sh (Debian: apt-get install nodejs npm)"
 
 rm -rf "$prefix"
 mkdir -p "$prefix"

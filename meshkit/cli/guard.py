@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from meshkit.cli.app import StackArg, _run, err, out
+from meshkit.cli.common import StackArg, err, out, run
 from meshkit.config.values import duration_seconds
 from meshkit.engine import guard as engine
 from meshkit.engine.sources import project_root, resolve_stack
@@ -75,4 +75,4 @@ def guard(
             err.print(f"guard: stopped (Ctrl-C){unfinished if written else ''}", markup=False)
             return engine.INTERRUPTED
 
-    _run(body)
+    run(body)

@@ -1,6 +1,5 @@
 """``meshkit watch``: a terminal view of the traffic that flows, refreshed, per service and version (weight,
-requests per second, success, latency), for watching a step; and the live labels of ``meshkit graph --live``.
-A thin layer over :mod:`meshkit.metrics.live`."""
+requests per second, success, latency), for watching a step. A thin layer over :mod:`meshkit.metrics.live`."""
 
 from __future__ import annotations
 
@@ -14,23 +13,13 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from meshkit.cli.app import StackArg, _run, err, out
+from meshkit.cli.common import StackArg, out, run
 from meshkit.cli.guard import interval_seconds
 from meshkit.config.stack import StackConfig
 from meshkit.engine.sources import resolve_stack
 from meshkit.mesh.checks import load_stack_file
 from meshkit.metrics.gate import percentile_label
 from meshkit.metrics.live import LIVE_WINDOW, LiveTraffic, live_traffic
-from meshkit.rollout.draw import LiveLabels
-
-
-def live_labels(config: StackConfig, window: str = LIVE_WINDOW) -> LiveLabels:
-    """The edges' live text for ``graph --live``; when Prometheus does not answer, said on stderr and none (the
-    declared graph is drawn)."""
-    traffic = live_traffic(config, window)
-    if traffic.problem:
-        err.print(f"graph --live: no live numbers, drawing the declared graph only: {traffic.problem}", markup=False)
-    return traffic.labels()
 
 
 def traffic_view(config: StackConfig, traffic: LiveTraffic) -> Group:
@@ -85,4 +74,4 @@ def watch(
         except KeyboardInterrupt:
             return 0
 
-    _run(body)
+    run(body)

@@ -2,6 +2,7 @@
 
 The targeted step (:mod:`~meshkit.engine.step`, scoped by :mod:`~meshkit.engine.refresh_scope`), what the
 engine and the cluster hold (:mod:`~meshkit.engine.sources`), reviewed = applied
-(:mod:`~meshkit.engine.reviewed`), and the repair of a killed update (:mod:`~meshkit.engine.interrupted`,
-:mod:`~meshkit.engine.stale_locks`). The program is reached only through the engine, never imported.
+(:mod:`~meshkit.engine.reviewed`), and the repair of a killed update (:mod:`~meshkit.engine.unlock`, from
+what :mod:`~meshkit.engine.interrupted` and :mod:`~meshkit.engine.stale_locks` find). The program is reached
+only through the engine, never imported.
 """

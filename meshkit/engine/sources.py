@@ -48,9 +48,13 @@ def resolve_stack(stack_or_path: str, cwd: Path | None = None) -> tuple[str, Pat
         path = Path(stack_or_path)
         name = path.name.removeprefix("Pulumi.").rsplit(".", 1)[0]
         return name, path
-    path = stack_file(stack_or_path, project_root(cwd.resolve()))
-    # Shown in messages and reports: relative to where the user stands, when it is below.
-    return stack_or_path, path.relative_to(cwd.resolve()) if path.is_relative_to(cwd.resolve()) else path
+    return stack_or_path, as_seen_from(cwd, stack_file(stack_or_path, project_root(cwd.resolve())))
+
+
+def as_seen_from(cwd: Path, path: Path) -> Path:
+    """``path`` as messages show it to a user standing in ``cwd``: relative to it when below it."""
+    here = cwd.resolve()
+    return path.relative_to(here) if path.is_relative_to(here) else path
 
 
 def _run(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from meshkit.cli.app import app
+from meshkit.cli import app
 
 from ..scenario_data import REPO, SCENARIO_STEPS, SCENARIOS
 

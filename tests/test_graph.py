@@ -230,3 +230,16 @@ def test_a_mirror_share_is_labelled_as_written(mermaid: Mermaid) -> None:
     summary = _summary({"web": _service("demo", ["v1", "v2"], traffic=traffic)})
     for diagram in _drawn(summary, mermaid).values():
         _assert_edge_labels(diagram, ["mirror 0.00001%"])
+
+
+def test_live_numbers_label_the_weight_edge_of_each_version(mermaid: Mermaid) -> None:
+    services = {"web": _service("demo", ["v1", "v2"], traffic={"weights": {"v1": 70, "v2": 30}})}
+    summary = _summary(services)
+    live = {"web": {"v1": "7.0 req/s, 0.0% errors, p99 5 ms", "v2": "3.0 req/s, 20.0% errors, p99 9 ms"}}
+    drawn = {"mermaid": mermaid.parse(to_mermaid(summary, live)), "dot": parse_dot(to_dot(summary, live))}
+    for diagram in drawn.values():
+        assert sorted(diagram.edges) == [
+            ("S_web", "S_web_V_v1", "70% · 7.0 req/s, 0.0% errors, p99 5 ms"),
+            ("S_web", "S_web_V_v2", "30% · 3.0 req/s, 20.0% errors, p99 9 ms"),
+        ], diagram.edges  # fmt: skip
+    assert to_mermaid(summary, {}) == to_mermaid(summary)

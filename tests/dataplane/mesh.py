@@ -282,3 +282,27 @@ def call(answer: dict[str, Any], service: str) -> dict[str, Any] | None:
         if nested is not None:
             return nested
     return None
+
+
+# What a test's own stack asks of the node: two cores hold the tier's stacks only if each pod asks for little
+# (meshkit's default of 100m per container fits about 18 pods, see docs/operations/tests.md).
+SMALL = {"requests": {"cpu": "10m", "memory": "16Mi"}}
+
+
+def small(raw: dict[str, Any]) -> dict[str, Any]:
+    """``raw`` with every version's pods asking for :data:`SMALL` resources."""
+    for service in raw["services"].values():
+        for version in service["versions"].values():
+            version["resources"] = SMALL
+    return raw
+
+
+@contextlib.contextmanager
+def deployed(stack: Any) -> Iterator[None]:
+    """``stack`` up for the length of the block, then destroyed, so that the tests after it find the node's
+    capacity as it was (a stack left behind kept the next test's pods Pending)."""
+    stack.up()
+    try:
+        yield
+    finally:
+        stack.destroy()

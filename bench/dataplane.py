@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.dataplane.mesh import Mesh, total, wait_for, within_split
+from tests.dataplane.mesh import SMALL, Mesh, total, wait_for, within_split
 from tests.live.deploy import LiveStack, new_live_stack
 from toolchain.cluster import LocalCluster, running_cluster
 from toolchain.istiod import istio_bin_dir
@@ -49,7 +49,6 @@ from toolchain.standins import StandIn
 NAMESPACE = "demo"
 URL = "http://nginx:8080/"
 WEIGHTS = {"A3": {"v1": 70, "v2": 30}, "A4": {"v1": 20, "v2": 80}}
-SMALL = {"requests": {"cpu": "10m", "memory": "16Mi"}}
 # The generated stack (--services): svc-000's two splits, as the scenario's steps.
 GENERATED_WEIGHTS = {"low": {"v1": 90, "v2": 10}, "high": {"v1": 20, "v2": 80}}
 
